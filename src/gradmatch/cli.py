@@ -1,0 +1,214 @@
+"""The ``gradmatch`` command: one subcommand per analysis, per figure, and a few tools.
+
+Analyses are the modules of :mod:`gradmatch.experiments` (``gradmatch ols-theory ...``), figures the
+modules of :mod:`gradmatch.plots` named ``fig*`` (``gradmatch plot-fig4 ...``). Subcommands are
+found without importing their modules, so ``gradmatch --help`` stays fast and one broken module
+cannot break the others. The CLI holds no science: it parses, builds Settings, calls, writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import inspect
+import json
+import pkgutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from gradmatch import config as config_lib
+from gradmatch import io
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+# Tools that are neither an analysis nor a figure: name -> (module, one-line help).
+# Each module defines add_arguments(parser) and command(args) -> int.
+TOOLS: dict[str, tuple[str, str]] = {
+    "aggregate": ("gradmatch.report.aggregate", "concatenate chunk tables into one summary"),
+    "check-config": ("gradmatch.report.check_config", "validate a config file against the schema"),
+}
+
+
+def _summary(module_file: Path) -> str:
+    doc = ast.get_docstring(ast.parse(module_file.read_text())) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _discover(subpackage: str, prefix: str) -> dict[str, tuple[str, str]]:
+    folder = PACKAGE_ROOT / subpackage
+    found = {}
+    for info in pkgutil.iter_modules([str(folder)]):
+        if info.name.startswith("_") or info.ispkg:
+            continue
+        if subpackage == "plots" and not info.name.startswith("fig"):
+            continue
+        command = prefix + info.name.replace("_", "-")
+        found[command] = (f"gradmatch.{subpackage}.{info.name}", _summary(folder / f"{info.name}.py"))
+    return found
+
+
+def analyses() -> dict[str, tuple[str, str]]:
+    """Subcommand name -> (experiment module, summary)."""
+    return _discover("experiments", "")
+
+
+def figures() -> dict[str, tuple[str, str]]:
+    """Subcommand name -> (plot module, summary)."""
+    return _discover("plots", "plot-")
+
+
+def _parse_named(pairs: list[str], flag: str) -> dict[str, str]:
+    named = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"gradmatch: {flag} takes NAME=PATH, got {pair!r}")
+        named[name] = value
+    return named
+
+
+def _json_arg(text: str | None, flag: str) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"gradmatch: {flag} is not valid JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise SystemExit(f"gradmatch: {flag} must be a JSON object")
+    return value
+
+
+def _add_analysis_parser(sub, name: str, summary: str) -> None:
+    parser = sub.add_parser(name, help=summary, description=summary)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--settings", help="the config section as a JSON object")
+    source.add_argument("--configfile", help="read the section from this YAML preset instead")
+    parser.add_argument("--section", help="config section name (with --configfile)")
+    parser.add_argument("--globals", help="global keys (preset, device, dataset, wandb) as JSON")
+    parser.add_argument("--chunk", type=int, help="index of the chunk to run (chunked analyses)")
+    parser.add_argument(
+        "--out", action="append", required=True,
+        help="output parquet: PATH for one table, or NAME=PATH for each table of a multi-table run",
+    )
+    parser.set_defaults(handler=_run_analysis, target=name)
+
+
+def _add_figure_parser(sub, name: str, summary: str) -> None:
+    parser = sub.add_parser(name, help=summary, description=summary)
+    parser.add_argument("--input", action="append", default=[], help="NAME=PATH of a parquet table")
+    parser.add_argument("--pdf", required=True, help="output PDF path")
+    parser.add_argument("--png", required=True, help="output PNG path")
+    parser.set_defaults(handler=_draw_figure, target=name)
+
+
+def _settings_from_args(module, args) -> object:
+    if args.configfile:
+        loaded = config_lib.load_yaml(args.configfile)
+        section_name = args.section or module.__name__.rsplit(".", 1)[1]
+        if section_name not in loaded:
+            raise config_lib.ConfigError(
+                f"{args.configfile}: no section '{section_name}'; sections: {sorted(loaded)}"
+            )
+        section = loaded[section_name]
+        globals_ = {key: loaded[key] for key in config_lib.GLOBAL_KEYS if key in loaded}
+    else:
+        section = _json_arg(args.settings, "--settings")
+        globals_ = {}
+    globals_.update(_json_arg(args.globals, "--globals"))
+    return config_lib.build_settings(module.Settings, section, globals_)
+
+
+def _write_outputs(result, outs: list[str], target: str) -> None:
+    if isinstance(result, dict):
+        paths = _parse_named(outs, "--out")
+        if set(paths) != set(result):
+            raise SystemExit(
+                f"gradmatch {target}: writes tables {sorted(result)}; --out named {sorted(paths)}"
+            )
+        for name, frame in result.items():
+            io.write_parquet(frame, paths[name])
+        return
+    if len(outs) != 1 or "=" in outs[0]:
+        raise SystemExit(f"gradmatch {target}: writes one table; give exactly one --out PATH")
+    io.write_parquet(result, outs[0])
+
+
+def _run_analysis(args) -> int:
+    module = importlib.import_module(analyses()[args.target][0])
+    settings = _settings_from_args(module, args)
+    kwargs = {}
+    if args.chunk is not None:
+        if "chunk" not in inspect.signature(module.run).parameters:
+            raise SystemExit(f"gradmatch {args.target}: this analysis is not chunked; drop --chunk")
+        kwargs["chunk"] = args.chunk
+    result = module.run(settings, **kwargs)
+    _write_outputs(result, args.out, args.target)
+    return 0
+
+
+def _draw_figure(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    module = importlib.import_module(figures()[args.target][0])
+    paths = _parse_named(args.input, "--input")
+    missing = sorted(set(module.INPUTS) - set(paths))
+    extra = sorted(set(paths) - set(module.INPUTS))
+    if missing or extra:
+        raise SystemExit(
+            f"gradmatch {args.target}: needs --input for {list(module.INPUTS)}; "
+            f"missing {missing}, unexpected {extra}"
+        )
+    tables = {name: io.read_parquet(path) for name, path in paths.items()}
+    figure = module.draw(tables)
+    io.save_figure(figure, args.pdf)
+    io.save_figure(figure, args.png, dpi=200)
+    plt.close(figure)
+    return 0
+
+
+def _tool_handler(module_name: str) -> Callable:
+    def handler(args) -> int:
+        return importlib.import_module(module_name).command(args)
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradmatch",
+        description="Estimate implicit regularization by gradient matching: run one analysis "
+        "(writes parquet), draw one figure (reads parquet only), or use a tool.",
+    )
+    sub = parser.add_subparsers(title="subcommands", metavar="SUBCOMMAND")
+    for name, (_, summary) in sorted(analyses().items()):
+        _add_analysis_parser(sub, name, summary)
+    for name, (_, summary) in sorted(figures().items()):
+        _add_figure_parser(sub, name, summary)
+    for name, (module_name, summary) in sorted(TOOLS.items()):
+        tool = sub.add_parser(name, help=summary, description=summary)
+        importlib.import_module(module_name).add_arguments(tool)
+        tool.set_defaults(handler=_tool_handler(module_name), target=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (config_lib.ConfigError, FileNotFoundError, ValueError) as error:
+        print(f"gradmatch {args.target}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Atomic output writing and checked parquet reading.
+
+Every file the workflow produces is first written under a temporary name in the same folder and
+then renamed (``os.replace`` is atomic on POSIX), so a job killed midway never leaves a file that
+looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``frame`` to ``path`` atomically, without the index, byte-identical for equal input."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"write_parquet needs a pandas DataFrame, got {type(frame).__name__}")
+    with atomic_path(path) as tmp:
+        frame.reset_index(drop=True).to_parquet(tmp, engine="pyarrow", index=False)
+    return Path(path)
+
+
+def read_parquet(path: str | os.PathLike, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a parquet table; a missing file, an empty table or a missing column is an error."""
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source}: no such parquet file; build it first (snakemake --cores 2 {source})"
+        )
+    frame = pd.read_parquet(source, engine="pyarrow")
+    if frame.empty:
+        raise ValueError(f"{source}: the table is empty, so nothing can be drawn or summarised")
+    missing = [name for name in columns or [] if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source}: missing column(s) {missing}; it has {list(frame.columns)}. "
+            "Rebuild it with the current gradmatch (snakemake --forcerun <rule>)."
+        )
+    return frame
+
+
+def save_figure(figure, path: str | os.PathLike, **savefig_kwargs) -> Path:
+    """Save a matplotlib figure atomically; the format follows the suffix of ``path``."""
+    final = Path(path)
+    fmt = final.suffix.lstrip(".").lower()
+    if not fmt:
+        raise ValueError(f"{final}: a figure path needs a suffix such as .pdf or .png")
+    if fmt == "pdf":
+        savefig_kwargs.setdefault("metadata", {"CreationDate": None, "ModDate": None})
+    with atomic_path(final) as tmp:
+        figure.savefig(tmp, format=fmt, **savefig_kwargs)
+    return final

@@ -1,0 +1,1 @@
+"""Tools above the experiments: aggregation of chunk tables, config checks, claims, report."""

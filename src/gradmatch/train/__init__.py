@@ -1,0 +1,1 @@
+"""gradmatch.train."""
