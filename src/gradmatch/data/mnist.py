@@ -1,0 +1,231 @@
+"""MNIST: read the four standard IDX files, and download them from mirrors with SHA-256 checks.
+
+IDX format (LeCun, Cortes and Burges): a big-endian header, then the values in C order.
+Bytes 0-1 are zero, byte 2 the value type (0x08 = unsigned byte), byte 3 the number of
+dimensions d, then d 32-bit sizes. Images have d = 3, (n, 28, 28), magic number 0x00000803 =
+2051; labels d = 1, (n,), magic 0x00000801 = 2049. Files may be gzipped (``*.gz``) or plain.
+
+Checksums: the SHA-256 sums of the gzipped files as distributed (60,000 train and 10,000 test
+images). The same four sums are published with the ``mnist`` package of guildai/packages
+(``mnist/PACKAGE``) and in ankane/torchvision-ruby (``lib/torchvision/datasets/mnist.rb``),
+which fetch from the mirrors listed in ``DEFAULT_MIRRORS``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from gradmatch.io import atomic_path
+
+IMAGE_MAGIC = 2051
+LABEL_MAGIC = 2049
+IMAGE_SHAPE = (28, 28)
+N_CLASSES = 10
+
+# split -> (images file, labels file), the names as distributed
+FILES: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": (
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
+    ),
+}
+
+DEFAULT_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's first mirror
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's mirror
+    "http://yann.lecun.com/exdb/mnist/",  # the original page
+)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_UBYTE = 0x08
+
+
+class DataError(ValueError):
+    """A data file that is missing, malformed or fails its checksum."""
+
+
+class ChecksumError(DataError):
+    """A file whose SHA-256 sum differs from the expected one."""
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(
+            f"{path}: corrupt or truncated gzip file ({error}); delete it and download it again "
+            "(snakemake --cores 1 download_mnist, or gradmatch download-mnist)"
+        ) from error
+
+
+def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
+    """Read one IDX file of unsigned bytes (gzip or plain) and check its magic number and size.
+
+    Returns a uint8 array with the shape the header declares. A wrong magic number, another
+    value type, or fewer or more value bytes than the header declares raise one DataError
+    naming the file.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source}: no such IDX file; download MNIST first (gradmatch download-mnist)"
+        )
+    data = _read_bytes(source)
+    fix = "delete it and download it again (gradmatch download-mnist)"
+    if len(data) < 4:
+        raise DataError(f"{source}: {len(data)} bytes, too short for an IDX header; {fix}")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise DataError(f"{source}: IDX magic number {found}, expected {magic}; {fix}")
+    if data[2] != _UBYTE:
+        raise DataError(f"{source}: IDX value type 0x{data[2]:02x}, expected 0x08 (ubyte); {fix}")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(
+            f"{source}: header declares {ndim} dimensions but the file ends first; {fix}"
+        )
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(data) - header != expected:
+        raise DataError(
+            f"{source}: header declares shape {shape} ({expected} bytes of values), the file holds "
+            f"{len(data) - header}; the file is truncated or corrupt: {fix}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _locate(root: Path, stem: str) -> Path:
+    for candidate in (root / f"{stem}.gz", root / stem):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{root / stem}(.gz): MNIST file not found; download it with `gradmatch download-mnist "
+        f"--dest {root}` (or the workflow rule download_mnist), or use dataset: digits offline"
+    )
+
+
+def load_mnist(
+    split: str, root: str | os.PathLike = "data/raw/mnist"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n, 784) uint8 and labels (n,) uint8 of the MNIST ``split`` under ``root``."""
+    if split not in FILES:
+        raise ValueError(f"MNIST split {split!r} unknown; choose one of {sorted(FILES)}")
+    folder = Path(root)
+    image_path, label_path = (_locate(folder, stem) for stem in FILES[split])
+    images = read_idx(image_path, IMAGE_MAGIC)
+    labels = read_idx(label_path, LABEL_MAGIC)
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{image_path}: images of shape {images.shape}, expected (n, 28, 28)")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"{label_path}: {labels.shape} labels for {images.shape[0]} images in {image_path}; "
+            "the two files come from different splits or downloads"
+        )
+    if labels.size and labels.max() >= N_CLASSES:
+        raise DataError(f"{label_path}: label {labels.max()} outside 0..9")
+    return images.reshape(images.shape[0], -1), labels
+
+
+# ------------------------------------------------------------------ download
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_url(url: str, target: Path, timeout: float) -> None:
+    """Copy ``url`` (http, https or file) to ``target``."""
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
+        shutil.copyfileobj(response, out)
+
+
+def _fetch_verified(
+    name: str, dest: Path, mirrors: Iterable[str], expected: str, fetch: Callable, timeout: float
+) -> None:
+    """Fetch ``name`` from the first mirror that serves the expected bytes; raise one error else."""
+    failures = []
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + "/" + name
+        try:
+            with atomic_path(dest / name) as tmp:
+                fetch(url, tmp, timeout)
+                actual = sha256_of(tmp)
+                if actual != expected:
+                    raise ChecksumError(f"{url}: sha256 {actual}, expected {expected}")
+            return
+        except ChecksumError as error:
+            failures.append(str(error))
+        except OSError as error:  # URLError, HTTPError and timeouts are OSErrors
+            failures.append(f"{url}: {error}")
+    raise ChecksumError(
+        f"{dest / name}: no mirror served a file with the expected SHA-256 {expected}; nothing "
+        f"was written under that name. Tried: {'; '.join(failures) or 'no mirrors'}. Fix: add a "
+        "working mirror to config key mnist.mirrors, or place the verified file there by hand."
+    )
+
+
+def download_mnist(
+    dest: str | os.PathLike = "data/raw/mnist",
+    mirrors: Iterable[str] = DEFAULT_MIRRORS,
+    checksums: Mapping[str, str] | None = None,
+    *,
+    fetch: Callable[[str, Path, float], None] = fetch_url,
+    timeout: float = 60.0,
+) -> list[Path]:
+    """Download the four gzipped MNIST files into ``dest``, each verified by SHA-256.
+
+    A file already in ``dest`` with the right checksum is kept. Otherwise the mirrors are tried
+    in order; a download lands under its final name only after its checksum matched (written
+    under a temporary name, then renamed). If no mirror serves the expected bytes, one
+    ChecksumError names the file, the expected and the actual checksums, and the fix.
+    """
+    sums = dict(SHA256 if checksums is None else checksums)
+    missing = sorted(set(SHA256) - set(sums))
+    if missing:
+        raise DataError(f"mnist.checksums lacks {missing}; give the SHA-256 of all four files")
+    mirrors = list(mirrors)
+    if not mirrors:
+        raise DataError("mnist.mirrors is empty; list at least one URL folder holding the files")
+    folder = Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in sorted(SHA256):
+        target = folder / name
+        if not (target.is_file() and sha256_of(target) == sums[name]):
+            _fetch_verified(name, folder, mirrors, sums[name], fetch, timeout)
+        written.append(target)
+    return written
