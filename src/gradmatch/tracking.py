@@ -1,0 +1,290 @@
+"""Optional Weights & Biases tracking for training jobs: disabled, offline or online.
+
+W&B is a mirror for people who like dashboards; the parquet tables stay the source of truth and
+no figure reads W&B. The global config key ``wandb`` selects the mode::
+
+    wandb:
+      mode: disabled   # disabled | offline | online
+      project: null    # default $WANDB_PROJECT, else "gradmatch"
+      entity: null     # default $WANDB_ENTITY, else W&B's default entity
+
+Usage in an experiment (``settings.wandb`` is that mapping, filled from the global key)::
+
+    with Tracker(settings.wandb, group="dropout", name="chunk-3", config=asdict(settings)) as run:
+        for epoch in ...:
+            run.log({"train_loss": loss}, step=epoch)
+        run.summary({"lambda_hat": lam})
+
+``disabled`` (also ``None``) imports nothing and writes nothing. ``offline`` writes one run
+folder under ``data/generated/wandb/`` (or ``$GRADMATCH_WANDB_DIR`` or the ``directory``
+argument); ``wandb sync`` uploads it later. ``online`` needs a login (``wandb login`` or
+``$WANDB_API_KEY``); the key is never passed through, logged or stored by gradmatch, and config
+values whose name looks like a credential (key, token, secret, password) are replaced by
+``"<redacted>"`` before W&B sees them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+MODES = ("disabled", "offline", "online")
+DEFAULT_PROJECT = "gradmatch"
+DEFAULT_DIR = Path("data") / "generated" / "wandb"
+REDACTED = "<redacted>"
+
+# a config key is treated as a credential when one of its words is one of these
+_SECRET_WORDS = {
+    "key",
+    "apikey",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "credential",
+    "credentials",
+    "auth",
+    "authorization",
+    "bearer",
+    "cookie",
+    "session",
+}
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a config key looks like a credential (``api_key``, ``wandbToken``, ``SECRET``)."""
+    words = _WORD_SPLIT.split(_CAMEL.sub("_", str(name)).lower())
+    return any(word in _SECRET_WORDS for word in words)
+
+
+def scrub(value: Any) -> Any:
+    """Copy of ``value`` with every credential-like entry replaced by ``"<redacted>"``.
+
+    Recurses into mappings, lists and tuples. A string equal to the current ``$WANDB_API_KEY``
+    is redacted wherever it appears, whatever its key is called.
+    """
+    api_key = os.environ.get("WANDB_API_KEY") or None
+    return _scrub(value, api_key)
+
+
+def _scrub(value: Any, api_key: str | None) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            str(key): REDACTED if is_secret_name(key) else _scrub(item, api_key)
+            for key, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_scrub(item, api_key) for item in value]
+    if isinstance(value, str) and api_key and api_key in value:
+        return value.replace(api_key, REDACTED)
+    return value
+
+
+def resolve(wandb_settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The effective ``{mode, project, entity}``: config first, then environment, then defaults."""
+    settings = dict(wandb_settings or {})
+    unknown = sorted(set(settings) - {"mode", "project", "entity"})
+    if unknown:
+        raise ValueError(
+            f"wandb: unknown key(s) {unknown}; the wandb config takes mode, project and entity"
+        )
+    mode = settings.get("mode") or "disabled"
+    if mode not in MODES:
+        raise ValueError(f"wandb.mode: {mode!r} is not allowed; use one of {list(MODES)}")
+    project = settings.get("project") or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
+    entity = settings.get("entity") or os.environ.get("WANDB_ENTITY") or None
+    return {"mode": mode, "project": project, "entity": entity}
+
+
+class Tracker:
+    """One W&B run as a context manager; every method is a no-op when the mode is disabled.
+
+    Parameters
+    ----------
+    wandb_settings:
+        The global config key ``wandb`` (``{mode, project, entity}``) or None (= disabled).
+    group:
+        The analysis, e.g. ``"elastic_net"``; W&B groups runs by it.
+    name:
+        The run within the group, e.g. a chunk or member id.
+    config:
+        Settings to record; credential-like keys are redacted first (see :func:`scrub`).
+    directory:
+        Where offline/online run folders go; default ``$GRADMATCH_WANDB_DIR``, else
+        ``data/generated/wandb`` (relative to the working directory, the repository root under
+        Snakemake).
+    """
+
+    def __init__(
+        self,
+        wandb_settings: Mapping[str, Any] | None,
+        *,
+        group: str,
+        name: str,
+        config: Mapping[str, Any],
+        directory: str | os.PathLike | None = None,
+    ) -> None:
+        resolved = resolve(wandb_settings)
+        self.mode: str = resolved["mode"]
+        self.project: str = resolved["project"]
+        self.entity: str | None = resolved["entity"]
+        self.group = group
+        self.name = name
+        self.config = scrub(dict(config))
+        self.directory = Path(directory or os.environ.get("GRADMATCH_WANDB_DIR") or DEFAULT_DIR)
+        self._run = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "disabled"
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The folder of the active run (offline/online), None when disabled or not started."""
+        if self._run is None:
+            return None
+        return Path(self._run.dir).absolute().parent
+
+    def __enter__(self) -> Tracker:
+        if not self.enabled:
+            return self
+        try:
+            import wandb
+        except ImportError as error:  # pragma: no cover - wandb is a dependency
+            raise RuntimeError(
+                f"wandb.mode is {self.mode!r} but the wandb package is missing; "
+                "pip install wandb, or set wandb.mode: disabled"
+            ) from error
+        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self._run = wandb.init(
+                mode=self.mode,
+                project=self.project,
+                entity=self.entity,
+                group=self.group,
+                name=self.name,
+                config=self.config,
+                dir=str(self.directory),
+                reinit="create_new",
+                settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+            )
+        except Exception as error:
+            hint = (
+                "log in with `wandb login` (or export WANDB_API_KEY), or set wandb.mode: offline"
+                if self.mode == "online"
+                else "set wandb.mode: disabled to train without W&B"
+            )
+            raise RuntimeError(
+                f"wandb.init failed in mode {self.mode!r} for run {self.group}/{self.name}: "
+                f"{error}; {hint}"
+            ) from error
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if self._run is not None:
+            self._run.finish(exit_code=0 if exc_type is None else 1)
+            self._run = None
+
+    def _require_started(self, method: str) -> None:
+        if self.enabled and self._run is None:
+            raise RuntimeError(
+                f"Tracker.{method}: use the tracker as a context manager "
+                "(`with Tracker(...) as run:`) before logging"
+            )
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log one row of metrics (e.g. one epoch); ``step`` must not decrease within a run."""
+        self._require_started("log")
+        if self._run is not None:
+            self._run.log(scrub(dict(metrics)), step=step)
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        """Set final values (estimates, stop step) in the run summary."""
+        self._require_started("summary")
+        if self._run is not None:
+            self._run.summary.update(scrub(dict(values)))
+
+
+# ---- reading offline runs back (tests, and users without a W&B account) ----
+
+_BLOCK = 32768
+_FILE_HEADER = 7  # b":W&B", magic 0xBEE1 (little endian), version byte
+_RECORD_HEADER = 7  # crc32c (4), length (2), type (1)
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _records(path: Path):
+    data = path.read_bytes()
+    if len(data) < _FILE_HEADER or data[:4] != b":W&B":
+        raise ValueError(f"{path}: not a W&B transaction log (.wandb file)")
+    position, pending = _FILE_HEADER, b""
+    while position + _RECORD_HEADER <= len(data):
+        left_in_block = _BLOCK - position % _BLOCK
+        if left_in_block < _RECORD_HEADER:
+            position += left_in_block
+            continue
+        length, kind = struct.unpack_from("<HB", data, position + 4)
+        start = position + _RECORD_HEADER
+        chunk = data[start : start + length]
+        position = start + length
+        if kind == _FULL:
+            yield chunk
+        elif kind == _FIRST:
+            pending = chunk
+        elif kind == _MIDDLE:
+            pending += chunk
+        elif kind == _LAST:
+            yield pending + chunk
+            pending = b""
+        elif kind == 0 and length == 0:  # zero fill: nothing was written past here
+            break
+        else:
+            raise ValueError(f"{path}: corrupt record of type {kind} at byte {start}")
+
+
+def read_offline_run(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Decode an offline run folder: ``{"config": {...}, "history": [rows], "summary": {...}}``.
+
+    Reads the run's ``run-<id>.wandb`` transaction log with W&B's own protobuf messages.
+    """
+    import json
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    folder = Path(run_dir)
+    logs = sorted(folder.glob("run-*.wandb"))
+    if not logs:
+        raise FileNotFoundError(f"{folder}: no run-*.wandb file; is this an offline run folder?")
+    config: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+
+    def decode(item) -> tuple[str, Any]:
+        key = item.key or "/".join(item.nested_key)
+        return key, json.loads(item.value_json)
+
+    for raw in _records(logs[0]):
+        record = pb.Record()
+        record.ParseFromString(raw)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            config.update(decode(item) for item in record.run.config.update)
+        elif kind == "config":
+            config.update(decode(item) for item in record.config.update)
+        elif kind == "history":
+            history.append(dict(decode(item) for item in record.history.item))
+        elif kind == "summary":
+            summary.update(decode(item) for item in record.summary.update)
+    config = {
+        key: value.get("value", value) if isinstance(value, dict) else value
+        for key, value in config.items()
+        if not key.startswith("_")
+    }
+    return {"config": config, "history": history, "summary": summary}

@@ -1,0 +1,153 @@
+"""W&B tracking: offline runs can be read back, disabled writes nothing, secrets never land."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gradmatch.tracking import REDACTED, Tracker, is_secret_name, read_offline_run, resolve, scrub
+
+FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+def wandb_env(tmp_path, monkeypatch):
+    """Keep W&B's own caches inside tmp_path and drop any real credentials from the env."""
+    for name in ("WANDB_PROJECT", "WANDB_ENTITY", "GRADMATCH_WANDB_DIR", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _read_when_finished(run_dir: Path, expected_rows: int) -> dict:
+    """The offline log is written by W&B's service process: wait (bounded) for the last rows."""
+    deadline = time.monotonic() + 30
+    while True:
+        run = read_offline_run(run_dir)
+        if len(run["history"]) >= expected_rows and "lambda_hat" in run["summary"]:
+            return run
+        if time.monotonic() > deadline:
+            return run
+        time.sleep(0.2)
+
+
+def test_offline_run_holds_config_metrics_and_summary(wandb_env, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    config = {
+        "learning_rate": 0.05,
+        "api_key": "written-by-mistake",
+        "nested": {"authToken": "also-secret", "widths": [128, 256]},
+        "note": f"pasted {FAKE_KEY} here",
+    }
+    with Tracker(
+        {"mode": "offline", "project": "gm-test", "entity": None},
+        group="dropout",
+        name="chunk-0",
+        config=config,
+    ) as tracker:
+        for epoch in range(3):
+            tracker.log({"train_loss": 1.0 / (epoch + 1), "epoch": epoch}, step=epoch)
+        tracker.summary({"lambda_hat": 0.125, "stop_epoch": 2})
+        run_dir = tracker.run_dir
+
+    assert run_dir is not None
+    assert run_dir.parent == wandb_env / "data" / "generated" / "wandb" / "wandb"
+    run = _read_when_finished(run_dir, expected_rows=3)
+    assert [row["train_loss"] for row in run["history"]] == pytest.approx([1.0, 0.5, 1 / 3])
+    assert [row["_step"] for row in run["history"]] == [0, 1, 2]
+    assert run["summary"]["lambda_hat"] == 0.125
+    assert run["summary"]["stop_epoch"] == 2
+    assert run["config"]["learning_rate"] == 0.05
+    assert run["config"]["api_key"] == REDACTED
+    assert run["config"]["nested"] == {"authToken": REDACTED, "widths": [128, 256]}
+    assert run["config"]["note"] == f"pasted {REDACTED} here"
+
+    # no secret in any file W&B wrote (logs, metadata, the transaction log)
+    for path in wandb_env.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in (FAKE_KEY, "written-by-mistake", "also-secret"):
+                assert secret.encode() not in content, f"{secret} leaked into {path}"
+
+
+def test_offline_directory_is_configurable(wandb_env, monkeypatch):
+    monkeypatch.setenv("GRADMATCH_WANDB_DIR", str(wandb_env / "elsewhere"))
+    with Tracker({"mode": "offline"}, group="g", name="n", config={}) as tracker:
+        tracker.log({"x": 1.0}, step=0)
+        run_dir = tracker.run_dir
+    assert run_dir.parent == wandb_env / "elsewhere" / "wandb"
+    assert not (wandb_env / "data").exists()
+
+
+def test_disabled_writes_nothing_and_never_imports_wandb(tmp_path):
+    script = (
+        "import sys\n"
+        "from gradmatch.tracking import Tracker\n"
+        "for settings in (None, {'mode': 'disabled', 'project': 'p', 'entity': None}):\n"
+        "    with Tracker(settings, group='g', name='n', config={'a': 1}) as t:\n"
+        "        t.log({'loss': 1.0}, step=0)\n"
+        "        t.summary({'lambda_hat': 2.0})\n"
+        "        assert t.run_dir is None and not t.enabled\n"
+        "print('wandb' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_logging_outside_the_context_is_an_error(wandb_env):
+    tracker = Tracker({"mode": "offline"}, group="g", name="n", config={})
+    with pytest.raises(RuntimeError, match="context manager"):
+        tracker.log({"x": 1.0})
+    assert not (wandb_env / "data").exists()
+
+
+def test_project_and_entity_fall_back_to_environment_then_default(monkeypatch):
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    monkeypatch.delenv("WANDB_ENTITY", raising=False)
+    assert resolve({"mode": "offline", "project": None, "entity": None}) == {
+        "mode": "offline",
+        "project": "gradmatch",
+        "entity": None,
+    }
+    monkeypatch.setenv("WANDB_PROJECT", "from-env")
+    monkeypatch.setenv("WANDB_ENTITY", "lab")
+    assert resolve({"mode": "online"})["project"] == "from-env"
+    assert resolve({"mode": "online"})["entity"] == "lab"
+    assert resolve({"mode": "online", "project": "cfg", "entity": "me"})["project"] == "cfg"
+    assert resolve(None)["mode"] == "disabled"
+
+
+def test_bad_settings_name_the_key():
+    with pytest.raises(ValueError, match=r"wandb.mode: 'cloud' is not allowed"):
+        resolve({"mode": "cloud"})
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['api_key'\]"):
+        resolve({"mode": "offline", "api_key": "x"})
+
+
+def test_scrub_redacts_credential_names_recursively(monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for name in (
+        "api_key",
+        "WANDB_API_KEY",
+        "apiKey",
+        "token",
+        "hf-token",
+        "client_secret",
+        "password",
+        "key",
+    ):
+        assert is_secret_name(name), name
+    for name in ("learning_rate", "monkey_width", "tokens_per_batch", "keyframes", "dropout"):
+        assert not is_secret_name(name), name
+    cleaned = scrub({"a": 1, "b": [{"secret": "s"}, 2], "c": ("x",)})
+    assert cleaned == {"a": 1, "b": [{"secret": REDACTED}, 2], "c": ["x"]}
