@@ -28,6 +28,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 TOOLS: dict[str, tuple[str, str]] = {
     "aggregate": ("gradmatch.report.aggregate", "concatenate chunk tables into one summary"),
     "check-config": ("gradmatch.report.check_config", "validate a config file against the schema"),
+    "claims": ("gradmatch.report.claims", "check the paper's claims against the parquet tables"),
 }
 
 

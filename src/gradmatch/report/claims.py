@@ -1,0 +1,528 @@
+"""Check the paper's headline claims against our parquet tables; print or write the claims table.
+
+Each claim is a small pure function of DataFrames that returns an :class:`Outcome` (the measured
+value, the criterion and whether it holds); :data:`CLAIMS` binds each one to the tables that the
+workflow writes under ``data/generated/``. A claim that does not hold is reported as failed,
+never dropped. A missing input table is an error that names the file and the rule to run.
+
+Outputs: ``data/generated/claims.parquet`` (one row per claim: ``claim_id``, ``figure``,
+``statement``, ``measured``, ``criterion``, ``passed``, ``preset``, ``dataset``, ``source``) and
+LaTeX fragments for the report: ``claims.tex`` (the table) and ``claims-macros.tex``
+(``\\claim{<id>}{measured|criterion|verdict}`` for the text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gradmatch import io
+
+GENERATED = Path("data") / "generated"
+
+
+# ---------------------------------------------------------------------------------------------
+# outcomes and comparisons
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """The verdict of one claim: ``measured`` compared with a threshold by ``criterion``."""
+
+    measured: float
+    criterion: str
+    passed: bool
+    detail: str = ""
+
+
+def at_most(measured: float, tolerance: float, *, unit: str = "") -> Outcome:
+    """Pass when ``measured <= tolerance`` (a NaN measurement fails)."""
+    value = float(measured)
+    return Outcome(value, f"<= {_fmt(tolerance)}{unit}", bool(value <= tolerance))
+
+
+def at_least(measured: float, threshold: float, *, unit: str = "") -> Outcome:
+    """Pass when ``measured >= threshold`` (a NaN measurement fails)."""
+    value = float(measured)
+    return Outcome(value, f">= {_fmt(threshold)}{unit}", bool(value >= threshold))
+
+
+def below(measured: float, threshold: float, *, unit: str = "") -> Outcome:
+    """Pass when ``measured < threshold`` strictly (a NaN measurement fails)."""
+    value = float(measured)
+    return Outcome(value, f"< {_fmt(threshold)}{unit}", bool(value < threshold))
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    return f"{value:.2e}"
+
+
+def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what}: missing column(s) {missing}; the table has {list(frame.columns)}"
+        )
+    if frame.empty:
+        raise ValueError(f"{what}: the table has no rows")
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
+    ranks_x = pd.Series(np.asarray(x, dtype=float)).rank(method="average").to_numpy()
+    ranks_y = pd.Series(np.asarray(y, dtype=float)).rank(method="average").to_numpy()
+    if ranks_x.size < 2 or np.ptp(ranks_x) == 0 or np.ptp(ranks_y) == 0:
+        return math.nan
+    return float(np.corrcoef(ranks_x, ranks_y)[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# claim functions: pure, on arrays and frames with explicit column names
+# ---------------------------------------------------------------------------------------------
+
+
+def ridge_recovery(
+    theta: Sequence[float], neg_grad_loss: Sequence[float], lambda_true: float, tol: float = 1e-8
+) -> Outcome:
+    """Ridge R = λ‖θ‖² at a ridge minimiser: the least-squares λ̂ (Eq. 3) equals λ exactly.
+
+    Runs the core estimator (``match_gradients`` with the ``Ridge`` family) on θ̂ and −∇L(θ̂);
+    measured = |λ̂ − λ| / λ.
+    """
+    from gradmatch.core.estimators import match_gradients
+    from gradmatch.core.regularizers import Ridge
+
+    fit = match_gradients(Ridge(), np.asarray(theta, float), np.asarray(neg_grad_loss, float))
+    lambda_hat = float(fit.params["lambda"])
+    outcome = at_most(abs(lambda_hat - lambda_true) / abs(lambda_true), tol)
+    return dataclasses.replace(outcome, detail=f"λ̂ = {lambda_hat:.6g}, λ = {lambda_true:.6g}")
+
+
+def retrain_equality(
+    theta_retrained: Sequence[float], theta_hat: Sequence[float], tol: float = 1e-4
+) -> Outcome:
+    """Retraining with the estimated explicit penalty reproduces the early-stopped weights.
+
+    measured = max_j |θ̂^Λ_j − θ̂_j| / max_j |θ̂_j|.
+    """
+    retrained = np.asarray(theta_retrained, dtype=float)
+    reference = np.asarray(theta_hat, dtype=float)
+    if retrained.shape != reference.shape or reference.size == 0:
+        raise ValueError(
+            f"retrain_equality: θ̂^Λ has shape {retrained.shape}, θ̂ has {reference.shape}"
+        )
+    scale = float(np.max(np.abs(reference)))
+    return at_most(float(np.max(np.abs(retrained - reference))) / scale, tol)
+
+
+def recovery_from_m(
+    frame: pd.DataFrame,
+    *,
+    m_col: str = "m",
+    error_col: str = "relative_error",
+    m_min: int = 6,
+    tol: float = 1e-3,
+) -> Outcome:
+    """Full-matrix recovery at fixed t is exact once m ≥ ``m_min`` endpoints are stacked.
+
+    measured = the largest ``error_col`` over rows with ``m_col`` ≥ ``m_min``.
+    """
+    _require(frame, [m_col, error_col], "recovery_from_m")
+    rows = frame[frame[m_col] >= m_min]
+    if rows.empty:
+        raise ValueError(
+            f"recovery_from_m: no row with {m_col} >= {m_min}; largest is {frame[m_col].max()}"
+        )
+    outcome = at_most(float(rows[error_col].max()), tol)
+    detail = f"m = {int(rows[m_col].min())}..{int(rows[m_col].max())}"
+    return dataclasses.replace(outcome, detail=detail)
+
+
+def decreases_with(
+    frame: pd.DataFrame, *, x_col: str, y_col: str, threshold: float = -0.8
+) -> Outcome:
+    """``y_col`` falls as ``x_col`` grows: Spearman ρ of the per-x mean of y on x ≤ threshold."""
+    _require(frame, [x_col, y_col], "decreases_with")
+    means = frame.groupby(x_col, sort=True)[y_col].mean()
+    rho = spearman(means.index.to_numpy(dtype=float), means.to_numpy())
+    outcome = at_most(rho, threshold)
+    first, last = means.iloc[0], means.iloc[-1]
+    return dataclasses.replace(
+        outcome,
+        detail=f"{y_col}: {first:.3g} at {x_col}={means.index[0]}, "
+        f"{last:.3g} at {x_col}={means.index[-1]}",
+    )
+
+
+def tracks_in_log(
+    frame: pd.DataFrame, *, estimate_col: str, reference_col: str, tol_decades: float = 0.1
+) -> Outcome:
+    """An estimate follows a reference on a log scale: max |log10(estimate / reference)|."""
+    _require(frame, [estimate_col, reference_col], "tracks_in_log")
+    estimate = frame[estimate_col].to_numpy(dtype=float)
+    reference = frame[reference_col].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.abs(np.log10(estimate / reference))
+    measured = float(np.max(gap)) if np.all(np.isfinite(gap)) else math.inf
+    return at_most(measured, tol_decades, unit=" decades")
+
+
+def band_recovery(
+    frame: pd.DataFrame,
+    *,
+    true_col: str,
+    estimate_col: str,
+    band: tuple[float, float],
+    tol_decades: float = 0.5,
+) -> Outcome:
+    """Recovery in an intermediate band of true values: mean λ̂ per true λ within a tolerance.
+
+    The estimate is averaged over every other grid axis and seed for each true value in
+    ``band`` (inclusive); measured = the median over those values of |log10(mean λ̂ / λ)|.
+    """
+    _require(frame, [true_col, estimate_col], "band_recovery")
+    low, high = band
+    inside = frame[(frame[true_col] >= low * (1 - 1e-9)) & (frame[true_col] <= high * (1 + 1e-9))]
+    if inside.empty:
+        raise ValueError(
+            f"band_recovery: no {true_col} in [{low:g}, {high:g}]; the grid has "
+            f"{sorted(frame[true_col].unique())}"
+        )
+    means = inside.groupby(true_col)[estimate_col].mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = np.abs(np.log10(means.to_numpy(dtype=float) / means.index.to_numpy(dtype=float)))
+    measured = float(np.median(gaps)) if np.all(np.isfinite(gaps)) else math.inf
+    outcome = at_most(measured, tol_decades, unit=" decades")
+    return dataclasses.replace(outcome, detail=f"{true_col} in [{low:g}, {high:g}]")
+
+
+def increases_with(
+    frame: pd.DataFrame, *, x_col: str, y_col: str, threshold: float = 0.8
+) -> Outcome:
+    """``y_col`` rises with ``x_col``: Spearman ρ of x and the per-x median of y ≥ threshold."""
+    _require(frame, [x_col, y_col], "increases_with")
+    medians = frame.groupby(x_col, sort=True)[y_col].median()
+    if len(medians) < 3:
+        raise ValueError(
+            f"increases_with: {len(medians)} distinct {x_col} value(s); a trend needs at least 3"
+        )
+    rho = spearman(medians.index.to_numpy(dtype=float), medians.to_numpy())
+    return at_least(rho, threshold)
+
+
+def loglog_slope(
+    frame: pd.DataFrame, *, x_col: str, y_col: str, target: float = 1.0, tol: float = 0.25
+) -> Outcome:
+    """Least-squares slope of log y on log x (measured); pass when |slope − target| ≤ tol."""
+    _require(frame, [x_col, y_col], "loglog_slope")
+    x = frame[x_col].to_numpy(dtype=float)
+    y = frame[y_col].to_numpy(dtype=float)
+    keep = (x > 0) & (y > 0)
+    if np.unique(x[keep]).size < 2:
+        raise ValueError(f"loglog_slope: fewer than two distinct positive {x_col} values")
+    slope = float(np.polyfit(np.log(x[keep]), np.log(y[keep]), 1)[0])
+    passed = bool(abs(slope - target) <= tol)
+    dropped = int((~keep).sum())
+    detail = f"{int(keep.sum())} runs" + (f", {dropped} non-positive dropped" if dropped else "")
+    return Outcome(slope, f"{_fmt(target)} ± {_fmt(tol)}", passed, detail)
+
+
+def beats_baseline(distance: float, baseline: float) -> Outcome:
+    """An estimate beats predicting zero: measured = ‖Λ̂ − Λ‖_F / ‖Λ‖_F < 1."""
+    if not baseline > 0:
+        raise ValueError(f"beats_baseline: the zero baseline ‖Λ‖_F must be > 0, got {baseline}")
+    return below(distance / baseline, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# binding to the workflow's tables
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One parquet table a claim reads, and the Snakemake rule that writes it."""
+
+    path: str
+    rule: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One paper claim: which tables it reads and how it is evaluated.
+
+    ``evaluate`` returns one Outcome, or ``{suffix: Outcome}`` for a claim checked per facet
+    (each becomes a row ``<id>.<suffix>``).
+    """
+
+    id: str
+    figure: str
+    statement: str
+    tables: tuple[str, ...]
+    evaluate: Callable[..., Outcome | Mapping[str, Outcome]]
+
+
+TABLES: dict[str, Table] = {}
+CLAIMS: list[Claim] = []
+
+
+class MissingTableError(FileNotFoundError):
+    """A claim's input table has not been built."""
+
+
+def load_tables(
+    names: Iterable[str], overrides: Mapping[str, str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Read the named tables (paths from :data:`TABLES` unless overridden)."""
+    overrides = overrides or {}
+    unknown = sorted(set(overrides) - set(TABLES))
+    if unknown:
+        raise ValueError(f"claims: unknown table name(s) {unknown}; known: {sorted(TABLES)}")
+    frames = {}
+    for name in names:
+        path = Path(overrides.get(name, TABLES[name].path))
+        if not path.is_file():
+            raise MissingTableError(
+                f"claims: input table '{name}' is missing: {path}; build it with "
+                f"`snakemake --cores 2 {path}` (rule {TABLES[name].rule})"
+            )
+        frames[name] = io.read_parquet(path)
+    return frames
+
+
+def _provenance(frames: Mapping[str, pd.DataFrame], column: str, default: str) -> str:
+    values: set[str] = set()
+    for frame in frames.values():
+        if column in frame.columns:
+            values.update(str(value) for value in frame[column].dropna().unique())
+    return ",".join(sorted(values)) if values else default
+
+
+def evaluate_claims(
+    claims: Sequence[Claim] | None = None, paths: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Evaluate every claim; one row per claim (or per facet), failures included."""
+    claims = CLAIMS if claims is None else claims
+    needed = sorted({name for claim in claims for name in claim.tables})
+    frames = load_tables(needed, paths)
+    rows = []
+    for claim in claims:
+        inputs = {name: frames[name] for name in claim.tables}
+        result = claim.evaluate(**inputs)
+        outcomes = result.items() if isinstance(result, Mapping) else [("", result)]
+        for suffix, outcome in outcomes:
+            rows.append(
+                {
+                    "claim_id": f"{claim.id}.{suffix}" if suffix else claim.id,
+                    "figure": claim.figure,
+                    "statement": claim.statement + (f" ({suffix})" if suffix else ""),
+                    "measured": float(outcome.measured),
+                    "criterion": outcome.criterion,
+                    "passed": bool(outcome.passed),
+                    "detail": outcome.detail,
+                    "preset": _provenance(inputs, "preset", "unknown"),
+                    "dataset": _provenance(inputs, "dataset", "synthetic"),
+                    "source": ", ".join(
+                        str(paths.get(name, TABLES[name].path)) if paths else TABLES[name].path
+                        for name in claim.tables
+                    ),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# LaTeX and text output
+# ---------------------------------------------------------------------------------------------
+
+_TEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
+_TEX_UNICODE = {
+    "λ": r"$\lambda$",
+    "Λ": r"$\Lambda$",
+    "θ": r"$\theta$",
+    "η": r"$\eta$",
+    "ρ": r"$\rho$",
+    "σ": r"$\sigma$",
+    "≥": r"$\geq$",
+    "≤": r"$\leq$",
+    "±": r"$\pm$",
+    "‖": r"$\|$",
+    "̂": "",
+    "−": "-",
+    "…": r"\dots{}",
+    "·": r"$\cdot$",
+    "≈": r"$\approx$",
+    "∇": r"$\nabla$",
+}
+
+
+def tex_escape(text: str) -> str:
+    """Escape LaTeX specials and map the Greek letters and symbols used in statements."""
+    out = []
+    for char in str(text):
+        out.append(_TEX_ESCAPES.get(char) or _TEX_UNICODE.get(char) or char)
+    return "".join(out)
+
+
+def format_measured(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return _fmt(value)
+
+
+def claims_latex(table: pd.DataFrame) -> str:
+    """The claims table as a ``longtable`` (needs the longtable and booktabs packages)."""
+    lines = [
+        r"% generated by `gradmatch claims`; do not edit",
+        r"\begin{longtable}{@{}p{0.16\linewidth}p{0.40\linewidth}p{0.13\linewidth}"
+        r"p{0.14\linewidth}l@{}}",
+        r"\caption{Claims table: each headline claim of the paper, the value we measured, the"
+        r" criterion and the verdict.}\label{tab:claims}\\",
+        r"\toprule",
+        r"Claim & Statement & Measured & Criterion & Verdict\\",
+        r"\midrule\endfirsthead",
+        r"\toprule Claim & Statement & Measured & Criterion & Verdict\\ \midrule\endhead",
+    ]
+    for row in table.itertuples(index=False):
+        verdict = r"\textbf{pass}" if row.passed else r"\textbf{FAIL}"
+        lines.append(
+            f"\\texttt{{{tex_escape(row.claim_id)}}} & {tex_escape(row.statement)} "
+            f"& {tex_escape(format_measured(row.measured))} & {tex_escape(row.criterion)} "
+            f"& {verdict}\\\\"
+        )
+    lines += [r"\bottomrule", r"\end{longtable}", ""]
+    return "\n".join(lines)
+
+
+def claims_macros(table: pd.DataFrame) -> str:
+    """``\\claim{id}{field}`` definitions; an unknown id stops LaTeX with an error."""
+    lines = [
+        r"% generated by `gradmatch claims`; do not edit",
+        r"\makeatletter",
+        r"\providecommand{\claim}[2]{\@ifundefined{gmclaim@#1@#2}"
+        r"{\PackageError{claims}{no claim '#1' field '#2' in claims-macros.tex}"
+        r"{Rebuild with snakemake paper}}{\@nameuse{gmclaim@#1@#2}}}",
+    ]
+    for row in table.itertuples(index=False):
+        fields = {
+            "measured": tex_escape(format_measured(row.measured)),
+            "criterion": tex_escape(row.criterion),
+            "verdict": "passed" if row.passed else "FAILED",
+            "detail": tex_escape(row.detail),
+            "preset": tex_escape(row.preset),
+            "dataset": tex_escape(row.dataset),
+        }
+        for field, value in fields.items():
+            lines.append(f"\\@namedef{{gmclaim@{row.claim_id}@{field}}}{{{value}}}")
+    lines += [r"\makeatother", ""]
+    return "\n".join(lines)
+
+
+def claims_text(table: pd.DataFrame) -> str:
+    """A plain-text table for the terminal."""
+    shown = table.assign(
+        measured=table["measured"].map(format_measured),
+        verdict=np.where(table["passed"], "pass", "FAIL"),
+    )[["claim_id", "figure", "measured", "criterion", "verdict", "preset", "dataset"]]
+    failed = int((~table["passed"]).sum())
+    return shown.to_string(index=False) + f"\n{len(table) - failed} passed, {failed} failed"
+
+
+def write_text(text: str, path: str | Path) -> None:
+    with io.atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        help="NAME=PATH to read a table from PATH instead of its default location",
+    )
+    parser.add_argument("--out", help="write the claims table to this parquet file")
+    parser.add_argument(
+        "--tex", help="write the LaTeX longtable here (e.g. paper/generated/claims.tex)"
+    )
+    parser.add_argument("--macros", help="write \\claim{id}{field} macros here")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 3 when any claim fails"
+    )
+
+
+def command(args: argparse.Namespace) -> int:
+    paths = {}
+    for pair in args.input:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"claims: --input takes NAME=PATH, got {pair!r}")
+        paths[name] = value
+    table = evaluate_claims(paths=paths)
+    if args.out:
+        io.write_parquet(table, args.out)
+    if args.tex:
+        write_text(claims_latex(table), args.tex)
+    if args.macros:
+        write_text(claims_macros(table), args.macros)
+    print(claims_text(table))
+    return 3 if args.strict and not table["passed"].all() else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's claims, bound to the workflow's tables (paths as in workflow/rules/*.smk)
+# ---------------------------------------------------------------------------------------------
+
+
+def _register(name: str, path: str, rule: str) -> None:
+    TABLES[name] = Table(f"{GENERATED}/{path}", rule)
+
+
+_register("ridge_arrows", "illustrations/ridge_stationarity_arrows.parquet", "ridge_stationarity")
+
+
+def claim_ridge(ridge_arrows: pd.DataFrame) -> Outcome:
+    """Fig. 1 table: λ̂ from θ_ridge and −∇L(θ_ridge) equals the λ that made θ_ridge."""
+    _require(ridge_arrows, ["arrow", "theta", "slope", "penalty_strength"], "ridge_arrows")
+    loss_side = ridge_arrows[ridge_arrows["arrow"] == "grad_mse"]
+    if len(loss_side) != 1:
+        raise ValueError("ridge_arrows: expected exactly one row with arrow == 'grad_mse'")
+    row = loss_side.iloc[0]
+    return ridge_recovery([row["theta"]], [-row["slope"]], float(row["penalty_strength"]))
+
+
+CLAIMS.append(
+    Claim(
+        "ridge.exact",
+        "Fig. 1",
+        "At a ridge minimiser, gradient matching returns the ridge λ exactly (relative error)",
+        ("ridge_arrows",),
+        claim_ridge,
+    )
+)

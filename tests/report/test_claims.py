@@ -1,0 +1,152 @@
+"""Claim functions: each verdict flips when its measured value crosses the tolerance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradmatch.report import claims
+
+
+def test_spearman_matches_hand_computed_ranks():
+    assert claims.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert claims.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # one adjacent swap among 4 values: 1 - 6*2/(4*15) = 0.8
+    assert claims.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    assert math.isnan(claims.spearman([1, 2, 3], [5, 5, 5]))
+
+
+def test_ridge_recovery_flips_when_lambda_is_off_by_more_than_tol():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.1 * rng.standard_normal(50)
+    lam, n = 0.3, X.shape[0]
+    # minimiser of (1/n)||y - X θ||² + λ||θ||²; −∇L = (2/n) Xᵀ(y − Xθ) = 2λθ there
+    theta = np.linalg.solve(X.T @ X / n + lam * np.eye(4), X.T @ y / n)
+    target = 2.0 / n * X.T @ (y - X @ theta)
+    exact = claims.ridge_recovery(theta, target, lam, tol=1e-8)
+    assert exact.passed and exact.measured < 1e-10
+    shifted = claims.ridge_recovery(theta, target, lam * (1 + 1e-6), tol=1e-8)
+    assert not shifted.passed and shifted.measured == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_retrain_equality_flips():
+    theta = np.array([1.0, -2.0, 4.0])
+    assert claims.retrain_equality(theta + 1e-6, theta, tol=1e-4).passed
+    moved = claims.retrain_equality(theta + np.array([0, 0, 1e-3]), theta, tol=1e-4)
+    assert not moved.passed and moved.measured == pytest.approx(1e-3 / 4)
+
+
+def test_recovery_from_m_uses_only_m_at_least_m_min():
+    frame = pd.DataFrame({"m": [1, 5, 6, 10], "relative_error": [0.9, 0.5, 1e-9, 1e-10]})
+    ok = claims.recovery_from_m(frame, m_min=6, tol=1e-6)
+    assert ok.passed and ok.measured == pytest.approx(1e-9) and ok.detail == "m = 6..10"
+    frame.loc[frame["m"] == 10, "relative_error"] = 2e-6
+    assert not claims.recovery_from_m(frame, m_min=6, tol=1e-6).passed
+    with pytest.raises(ValueError, match="no row with m >= 20"):
+        claims.recovery_from_m(frame, m_min=20)
+
+
+def test_decreases_with_flips_on_a_rising_tail():
+    m = np.repeat(np.arange(1, 6), 2)
+    falling = pd.DataFrame({"m": m, "distance": 1.0 / m})
+    verdict = claims.decreases_with(falling, x_col="m", y_col="distance", threshold=-0.8)
+    assert verdict.passed and verdict.measured == pytest.approx(-1.0)
+    rising = falling.assign(distance=np.where(m >= 3, m, 1.0 / m))
+    flipped = claims.decreases_with(rising, x_col="m", y_col="distance", threshold=-0.8)
+    assert not flipped.passed and flipped.measured > -0.8
+
+
+def test_tracks_in_log_flips_past_the_decade_tolerance():
+    frame = pd.DataFrame({"est": [1.0, 0.1, 0.01], "ref": [1.0, 0.1, 0.0105]})
+    assert claims.tracks_in_log(frame, estimate_col="est", reference_col="ref").passed
+    frame.loc[2, "est"] = 0.0105 * 10**0.11
+    moved = claims.tracks_in_log(frame, estimate_col="est", reference_col="ref", tol_decades=0.1)
+    assert not moved.passed and moved.measured == pytest.approx(0.11)
+
+
+def test_band_recovery_looks_only_inside_the_band():
+    grid = pd.DataFrame(
+        {"lambda_true": [1e-4, 1e-2, 1e-2, 1e-1, 1e1], "lambda_hat": [1e-1, 1.2e-2, 0.8e-2, 0.1, 1]}
+    )
+    kw = {"true_col": "lambda_true", "estimate_col": "lambda_hat", "band": (1e-2, 1e-1)}
+    ok = claims.band_recovery(grid, tol_decades=0.3, **kw)
+    assert ok.passed and ok.measured == pytest.approx(0.0)
+    grid.loc[grid["lambda_true"] == 1e-1, "lambda_hat"] = 1.0  # one decade off
+    grid.loc[grid["lambda_true"] == 1e-2, "lambda_hat"] = 1e-1
+    bad = claims.band_recovery(grid, tol_decades=0.3, **kw)
+    assert not bad.passed and bad.measured == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"no lambda_true in \[1, 2\]"):
+        claims.band_recovery(grid, **{**kw, "band": (1.0, 2.0)})
+
+
+def test_increases_with_flips_when_the_median_trend_breaks():
+    rates = np.repeat([0.0, 0.1, 0.2, 0.3], 3)
+    frame = pd.DataFrame({"dropout": rates, "lambda_hat": 1 + rates + 0.01 * np.tile([0, 1, 2], 4)})
+    ok = claims.increases_with(frame, x_col="dropout", y_col="lambda_hat", threshold=0.9)
+    assert ok.passed and ok.measured == pytest.approx(1.0)
+    broken = frame.assign(lambda_hat=np.where(rates == 0.3, 0.5, frame["lambda_hat"]))
+    bad = claims.increases_with(broken, x_col="dropout", y_col="lambda_hat", threshold=0.9)
+    assert not bad.passed and bad.measured == pytest.approx(-0.2)  # 1 - 6*12/(4*15)
+    with pytest.raises(ValueError, match="at least 3"):
+        claims.increases_with(frame[frame["dropout"] < 0.1], x_col="dropout", y_col="lambda_hat")
+
+
+def test_loglog_slope_flips_outside_target_band():
+    x = np.logspace(-2, 2, 9)
+    frame = pd.DataFrame({"theory": x, "estimate": 3.0 * x**1.2})
+    ok = claims.loglog_slope(frame, x_col="theory", y_col="estimate", target=1.0, tol=0.25)
+    assert ok.passed and ok.measured == pytest.approx(1.2)
+    steep = frame.assign(estimate=3.0 * x**1.3)
+    assert not claims.loglog_slope(steep, x_col="theory", y_col="estimate", tol=0.25).passed
+
+
+def test_beats_baseline_flips_at_one():
+    assert claims.beats_baseline(0.99, 1.0).passed
+    moved = claims.beats_baseline(1.01, 1.0)
+    assert not moved.passed and moved.measured == pytest.approx(1.01)
+    with pytest.raises(ValueError, match="must be > 0"):
+        claims.beats_baseline(1.0, 0.0)
+
+
+def test_nan_measurements_fail():
+    assert not claims.at_most(math.nan, 1.0).passed
+    assert not claims.at_least(math.nan, 0.0).passed
+
+
+def test_missing_table_names_the_file_and_rule(tmp_path, monkeypatch):
+    monkeypatch.setitem(
+        claims.TABLES, "demo", claims.Table(str(tmp_path / "demo.parquet"), "demo_rule")
+    )
+    claim = claims.Claim(
+        "demo.claim", "Fig. 0", "demo", ("demo",), lambda demo: claims.at_most(0, 1)
+    )
+    with pytest.raises(claims.MissingTableError, match=r"demo\.parquet.*rule demo_rule"):
+        claims.evaluate_claims([claim])
+
+
+def test_failed_claims_stay_in_the_table_and_in_latex(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x": [1.0, 2.0], "preset": "smoke"}).to_parquet(path)
+    monkeypatch.setitem(claims.TABLES, "t", claims.Table(str(path), "rule_t"))
+    good = claims.Claim("a.good", "Fig. 9", "λ small", ("t",), lambda t: claims.at_most(1, 2))
+    bad = claims.Claim(
+        "b.bad",
+        "Fig. 9",
+        "per facet",
+        ("t",),
+        lambda t: {"d3_w128": claims.at_least(0.1, 0.8), "d5_w128": claims.at_least(0.9, 0.8)},
+    )
+    table = claims.evaluate_claims([good, bad])
+    assert list(table["claim_id"]) == ["a.good", "b.bad.d3_w128", "b.bad.d5_w128"]
+    assert list(table["passed"]) == [True, False, True]
+    assert set(table["preset"]) == {"smoke"} and set(table["dataset"]) == {"synthetic"}
+    latex = claims.claims_latex(table)
+    assert latex.count(r"\textbf{FAIL}") == 1 and latex.count(r"\textbf{pass}") == 2
+    assert r"$\lambda$ small" in latex and r"b.bad.d3\_w128" in latex
+    macros = claims.claims_macros(table)
+    assert r"\@namedef{gmclaim@b.bad.d3_w128@verdict}{FAILED}" in macros
+    assert "1 failed" in claims.claims_text(table)
