@@ -29,7 +29,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "aggregate": ("gradmatch.report.aggregate", "concatenate chunk tables into one summary"),
     "check-config": ("gradmatch.report.check_config", "validate a config file against the schema"),
     "claims": ("gradmatch.report.claims", "check the paper's claims against the parquet tables"),
-    "wandb-export": ("gradmatch.report.wandb_export", "export an online W&B project's runs to parquet"),
+    "wandb-export": ("gradmatch.report.wandb_export", "export W&B runs to parquet"),
 }
 
 
