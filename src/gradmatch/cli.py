@@ -30,6 +30,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "check-config": ("gradmatch.report.check_config", "validate a config file against the schema"),
     "claims": ("gradmatch.report.claims", "check the paper's claims against the parquet tables"),
     "wandb-export": ("gradmatch.report.wandb_export", "export W&B runs to parquet"),
+    "download-mnist": ("gradmatch.report.download_mnist", "fetch MNIST from mirrors, verify SHA-256"),
 }
 
 
