@@ -1,3 +1,54 @@
-"""gradmatch: estimate implicit regularization by gradient matching (Rudoler et al., 2026)."""
+"""gradmatch: estimate implicit regularization by gradient matching (Rudoler et al., 2026).
+
+The public names are re-exported lazily (PEP 562), so ``import gradmatch`` does not import torch::
+
+    import gradmatch
+    theta = gradmatch.flat_parameters(model)
+    target = gradmatch.loss_gradient(model, "mse", X, y)          # −∇L(θ̂), Appendix D
+    fit = gradmatch.match_gradients(gradmatch.ElasticNet(beta=1e-3), theta, target)
+    fit.params, fit.residual_ratio
+
+Modules: ``gradmatch.regularizers``, ``gradmatch.estimators``, ``gradmatch.theory`` and
+``gradmatch.flows`` (aliases of ``gradmatch.core.*``).
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Family": "gradmatch.core.regularizers",
+    "Ridge": "gradmatch.core.regularizers",
+    "SmoothL1": "gradmatch.core.regularizers",
+    "ElasticNet": "gradmatch.core.regularizers",
+    "DiagQuadratic": "gradmatch.core.regularizers",
+    "SymQuadratic": "gradmatch.core.regularizers",
+    "GradNormSquared": "gradmatch.core.regularizers",
+    "AdamOptions": "gradmatch.core.estimators",
+    "Fit": "gradmatch.core.estimators",
+    "match_gradients": "gradmatch.core.estimators",
+    "match_trajectory": "gradmatch.core.estimators",
+    "loss_gradient": "gradmatch.core.flows",
+    "flat_parameters": "gradmatch.core.flows",
+    "estimate_igr": "gradmatch.core.flows",
+}
+_MODULES = ("regularizers", "estimators", "theory", "flows")
+
+__all__ = sorted(_EXPORTS) + list(_MODULES)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f"gradmatch.{name}")
+    else:
+        raise AttributeError(f"module 'gradmatch' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
