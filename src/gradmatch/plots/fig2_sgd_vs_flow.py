@@ -135,7 +135,7 @@ def draw(tables: dict[str, pd.DataFrame]) -> Figure:
     grid = tables["loss_grid"]
     span = np.ptp(grid["theta_2"]) / max(np.ptp(grid["theta_1"]), 1e-12)
     with style.context():
-        fig, ax = plt.subplots(figsize=style.figure_size(4.0, aspect=0.88 * min(span, 2.0) + 0.28))
+        fig, ax = plt.subplots(figsize=style.figure_size(4.0, aspect=0.88 * min(span, 2.0) + 0.38))
         _draw_landscape(ax, grid)
         _draw_paths(ax, tables["path"], tables["markers"])
         _draw_steps(ax, tables["sgd_steps"])
