@@ -30,6 +30,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "check-config": ("gradmatch.report.check_config", "validate a config file against the schema"),
     "claims": ("gradmatch.report.claims", "check the paper's claims against the parquet tables"),
     "wandb-export": ("gradmatch.report.wandb_export", "export W&B runs to parquet"),
+    "tex-fragments": ("gradmatch.report.tex_fragments", "write the report's LaTeX settings"),
+    "build-paper": ("gradmatch.report.build_paper", "build paper/main.pdf with latexmk"),
     "download-mnist": ("gradmatch.report.download_mnist", "fetch MNIST from mirrors, verify SHA-256"),
 }
 
