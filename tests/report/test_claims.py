@@ -146,7 +146,13 @@ def test_failed_claims_stay_in_the_table_and_in_latex(tmp_path, monkeypatch):
     assert set(table["preset"]) == {"smoke"} and set(table["dataset"]) == {"synthetic"}
     latex = claims.claims_latex(table)
     assert latex.count(r"\textbf{FAIL}") == 1 and latex.count(r"\textbf{pass}") == 2
-    assert r"$\lambda$ small" in latex and r"b.bad.d3\_w128" in latex
+    assert r"\ensuremath{\lambda} small" in latex and r"b.bad.d3\_w128" in latex
     macros = claims.claims_macros(table)
     assert r"\@namedef{gmclaim@b.bad.d3_w128@verdict}{FAILED}" in macros
     assert "1 failed" in claims.claims_text(table)
+
+
+def test_tex_escape_maps_symbols_and_refuses_unknown_ones():
+    assert claims.tex_escape("λ̂_1 ≤ 5%") == r"\ensuremath{\hat\lambda}\_1 \ensuremath{\leq} 5\%"
+    with pytest.raises(ValueError, match="U\\+263A"):
+        claims.tex_escape("fine ☺")

@@ -88,8 +88,12 @@ def export(api: Any, project: str, entity: str | None) -> pd.DataFrame:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--project", help="W&B project (default: $WANDB_PROJECT, else gradmatch)")
-    parser.add_argument("--entity", help="W&B entity (default: $WANDB_ENTITY, else your default)")
+    parser.add_argument(
+        "--project", help="W&B project (empty or absent: $WANDB_PROJECT, else gradmatch)"
+    )
+    parser.add_argument(
+        "--entity", help="W&B entity (empty or absent: $WANDB_ENTITY, else your default)"
+    )
     parser.add_argument("--out", required=True, help="output parquet path")
 
 
