@@ -318,9 +318,7 @@ def _target_stream(
         count = 0
         for batch_target in target_batches(epoch):
             values = batch_target
-            if hasattr(values, "detach"):
-                values = values.detach()
-            size = int(np.prod(getattr(values, "shape", np.shape(values))))
+            size = int(values.numel()) if hasattr(values, "numel") else int(np.size(values))
             if size != shape[0] * shape[1]:
                 raise ValueError(
                     f"target_batches yielded a target with {size} entries at epoch {epoch}; "
@@ -371,7 +369,6 @@ def _fit_adam(
         generator = torch.Generator().manual_seed(options.seed)
         noise = torch.randn(parameter.shape, generator=generator, dtype=dtype)
         parameter = parameter + options.init_log_std * noise.to(device)
-    parameter.requires_grad_(True)
     optimizer = torch.optim.Adam([parameter], lr=options.lr)
     scheduler = None
     if options.plateau_factor is not None:
@@ -379,13 +376,17 @@ def _fit_adam(
             optimizer, mode="min", factor=options.plateau_factor, patience=options.plateau_patience
         )
 
+    scale = 2.0 / design_t.shape[0]
+
     def step(batch_target: torch.Tensor) -> float:
-        optimizer.zero_grad(set_to_none=True)
+        # The fit loss mean((A c − b)²) is quadratic in c: its gradient (2/N) Aᵀ(A c − b)
+        # (times c for c = exp(β)) is written out instead of taking a backward pass.
         coefficients = torch.exp(parameter) if positive else parameter
-        loss = torch.mean((design_t @ coefficients - batch_target) ** 2)
-        loss.backward()
+        residual = design_t @ coefficients - batch_target
+        gradient = scale * (design_t.T @ residual)
+        parameter.grad = gradient * coefficients if positive else gradient
         optimizer.step()
-        return float(loss.detach())
+        return float(residual @ residual) / residual.numel()
 
     best, wait, history = math.inf, 0, []
     epoch_bar = tqdm(range(options.max_epochs), desc="adam fit", disable=not options.progress)

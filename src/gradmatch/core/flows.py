@@ -149,10 +149,13 @@ def loss_gradient(
     loss = _check_loss(loss)
     _, device = _model_dtype_device(model)
     named = _parameters(model)
-    params = {name: p.detach().requires_grad_(True) for name, p in named}
+    # Differentiate through the model's own parameters when they require grad (fast path);
+    # torch.autograd.grad leaves their .grad untouched. Frozen models go through functional_call.
+    trainable = all(p.requires_grad for _, p in named)
+    params = {name: p if trainable else p.detach().requires_grad_(True) for name, p in named}
     total = torch.zeros(sum(p.numel() for _, p in named), dtype=torch.float64, device=device)
     for inputs, labels, n in _batches(X, y, batch_size, device):
-        output = functional_call(model, params, (inputs,))
+        output = model(inputs) if trainable else functional_call(model, params, (inputs,))
         weights = _output_gradient(output.detach(), labels, loss, n)
         grads = torch.autograd.grad(output, list(params.values()), grad_outputs=weights)
         total -= torch.cat([g.reshape(-1) for g in grads]).double()
