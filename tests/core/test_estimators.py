@@ -192,3 +192,13 @@ def test_unknown_adam_option_and_misplaced_target_batches_are_rejected():
         match_gradients(Ridge(), np.ones(3), np.ones(3), method="adam", adam={"epochs": 3})
     with pytest.raises(ValueError, match="target_batches needs method='adam'"):
         match_gradients(Ridge(), np.ones(3), np.ones(3), target_batches=lambda epoch: [])
+
+
+def test_a_non_finite_batch_target_is_rejected():
+    family, theta, target = _elastic_net_problem(p=20)
+    bad = target.copy()
+    bad[3] = np.nan
+    with pytest.raises(
+        ValueError, match="target_batches yielded a target with NaN or inf at epoch 0"
+    ):
+        match_gradients(family, theta, target, method="adam", target_batches=lambda epoch: [bad])

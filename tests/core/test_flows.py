@@ -166,3 +166,9 @@ def test_grad_norm_squared_family_reproduces_the_closed_form_estimate():
     matched = match_gradients(family, flat_parameters(model), fit.residuals[0])
     assert matched.params["lambda"] == pytest.approx(fit.lambda_hat, rel=1e-10)
     assert matched.residual_ratio == pytest.approx(fit.residual_ratio, rel=1e-8)
+
+
+def test_float32_data_follow_a_float64_model():
+    model, (X, y) = _mlp(), _data()
+    result = loss_gradient(model, "mse", X.float(), y.float())
+    torch.testing.assert_close(result, loss_gradient(model, "mse", X, y), rtol=1e-6, atol=1e-8)

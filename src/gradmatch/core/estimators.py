@@ -164,9 +164,9 @@ def _column_scales(design: np.ndarray) -> np.ndarray:
     return np.where(norms > 0, norms, 1.0)
 
 
-def _solve_lstsq(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    solution, *_ = np.linalg.lstsq(design, target, rcond=None)
-    return solution
+def _solve_lstsq(design: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, int]:
+    solution, _, rank, _ = np.linalg.lstsq(design, target, rcond=None)
+    return solution, int(rank)
 
 
 def _solve_nnls(design: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -227,9 +227,9 @@ def match_gradients(
     _check_counts(family, n_equations, n_unknowns, thetas.shape, allow_underdetermined)
     scales = _column_scales(design) if normalize else np.ones(n_unknowns)
     scaled_design = design / scales
-    epochs, history = None, None
+    epochs, history, rank = None, None, None
     if method == "lstsq":
-        scaled_coefficients = _solve_lstsq(scaled_design, stacked_target)
+        scaled_coefficients, rank = _solve_lstsq(scaled_design, stacked_target)
     elif method == "nnls":
         scaled_coefficients = _solve_nnls(scaled_design, stacked_target)
     else:
@@ -245,7 +245,7 @@ def match_gradients(
         n_equations=n_equations,
         n_unknowns=n_unknowns,
         method=method,
-        rank=int(np.linalg.matrix_rank(design)),
+        rank=int(np.linalg.matrix_rank(scaled_design)) if rank is None else rank,
         coefficients=coefficients,
         epochs=epochs,
         history=history,
@@ -319,6 +319,14 @@ def _target_stream(
         for batch_target in target_batches(epoch):
             values = batch_target
             size = int(values.numel()) if hasattr(values, "numel") else int(np.size(values))
+            finite = bool(values.isfinite().all()) if hasattr(values, "isfinite") else None
+            if finite is None:
+                finite = bool(np.all(np.isfinite(values)))
+            if not finite:
+                raise ValueError(
+                    f"target_batches yielded a target with NaN or inf at epoch {epoch}; "
+                    f"check the model and the batch that produced it"
+                )
             if size != shape[0] * shape[1]:
                 raise ValueError(
                     f"target_batches yielded a target with {size} entries at epoch {epoch}; "

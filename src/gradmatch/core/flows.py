@@ -97,8 +97,10 @@ def _split(model: torch.nn.Module, theta: torch.Tensor) -> dict[str, torch.Tenso
     return views
 
 
-def _batches(X: Any, y: Any, batch_size: int | None, device: torch.device):
+def _batches(X: Any, y: Any, batch_size: int | None, device: torch.device, dtype=None):
     inputs = torch.as_tensor(X)
+    if dtype is not None and inputs.is_floating_point() and inputs.dtype != dtype:
+        inputs = inputs.to(dtype)  # float data follow the model's precision
     labels = torch.as_tensor(y)
     n = inputs.shape[0]
     if labels.shape[0] != n:
@@ -147,14 +149,14 @@ def loss_gradient(
     call ``model.eval()`` first when it has dropout or batch norm.
     """
     loss = _check_loss(loss)
-    _, device = _model_dtype_device(model)
+    dtype, device = _model_dtype_device(model)
     named = _parameters(model)
     # Differentiate through the model's own parameters when they require grad (fast path);
     # torch.autograd.grad leaves their .grad untouched. Frozen models go through functional_call.
     trainable = all(p.requires_grad for _, p in named)
     params = {name: p if trainable else p.detach().requires_grad_(True) for name, p in named}
     total = torch.zeros(sum(p.numel() for _, p in named), dtype=torch.float64, device=device)
-    for inputs, labels, n in _batches(X, y, batch_size, device):
+    for inputs, labels, n in _batches(X, y, batch_size, device, dtype):
         output = model(inputs) if trainable else functional_call(model, params, (inputs,))
         weights = _output_gradient(output.detach(), labels, loss, n)
         grads = torch.autograd.grad(output, list(params.values()), grad_outputs=weights)
@@ -179,7 +181,7 @@ def gradient(
     loss = _check_loss(loss)
     point = _flat_tensor(model, theta).requires_grad_(True)
     total = torch.zeros_like(point, requires_grad=False)
-    for inputs, labels, n in _batches(X, y, batch_size, point.device):
+    for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
         value = _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
         total += torch.autograd.grad(value, point)[0]
     return total
@@ -200,7 +202,7 @@ def hessian_vector_product(
     point = _flat_tensor(model, theta).requires_grad_(True)
     direction = _flat_tensor(model, vector)
     total = torch.zeros_like(direction)
-    for inputs, labels, n in _batches(X, y, batch_size, point.device):
+    for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
         value = _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
         (grad,) = torch.autograd.grad(value, point, create_graph=True)
         total += torch.autograd.grad(grad, point, grad_outputs=direction)[0]
@@ -222,7 +224,7 @@ def hessian_gradient(
         grad = gradient(model, loss, X, y, theta, batch_size=batch_size)
         return grad, hessian_vector_product(model, loss, X, y, grad, theta, batch_size=batch_size)
     point = _flat_tensor(model, theta).requires_grad_(True)
-    ((inputs, labels, _),) = list(_batches(X, y, None, point.device))
+    ((inputs, labels, _),) = list(_batches(X, y, None, point.device, point.dtype))
     (grad,) = torch.autograd.grad(
         _loss_at(model, loss, point, inputs, labels), point, create_graph=True
     )

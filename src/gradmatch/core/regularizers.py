@@ -181,7 +181,8 @@ class DiagQuadratic(Family):
     """Diagonal quadratic form: R = θᵀ diag(q) θ, ∇R = 2 q ⊙ θ; q unconstrained (p unknowns).
 
     ``names = ("q",)``; ``params`` returns q as an array of shape (p,). From one endpoint the
-    system is exactly determined: q_j = (−∇L)_j / (2θ_j).
+    system is exactly determined: q_j = (−∇L)_j / (2θ_j). The design matrix is dense (p, p):
+    meant for linear models and small networks (p up to a few thousand).
     """
 
     names = ("q",)
