@@ -26,12 +26,12 @@ def wandb_env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _read_when_finished(run_dir: Path, expected_rows: int) -> dict:
+def _read_when_finished(run_dir: Path, expected_rows: int, summary_key: str = "lambda_hat") -> dict:
     """The offline log is written by W&B's service process: wait (bounded) for the last rows."""
     deadline = time.monotonic() + 30
     while True:
         run = read_offline_run(run_dir)
-        if len(run["history"]) >= expected_rows and "lambda_hat" in run["summary"]:
+        if len(run["history"]) >= expected_rows and summary_key in run["summary"]:
             return run
         if time.monotonic() > deadline:
             return run
@@ -151,3 +151,25 @@ def test_scrub_redacts_credential_names_recursively(monkeypatch):
         assert not is_secret_name(name), name
     cleaned = scrub({"a": 1, "b": [{"secret": "s"}, 2], "c": ("x",)})
     assert cleaned == {"a": 1, "b": [{"secret": REDACTED}, 2], "c": ["x"]}
+
+
+def test_member_logger_logs_active_members_per_epoch(wandb_env):
+    import numpy as np
+
+    assert Tracker(None, group="g", name="n", config={}).member_logger(["a"]) is None
+    with Tracker({"mode": "offline"}, group="elastic_net", name="chunk-0", config={}) as tracker:
+        on_epoch = tracker.member_logger(["l1=0.1", "l1=1"])
+        on_epoch(0, {"train_loss": np.array([2.0, 4.0]), "active": np.array([True, True])})
+        on_epoch(1, {"train_loss": np.array([1.0, 3.0]), "active": np.array([True, False])})
+        tracker.member_summary(
+            [{"lambda_hat": np.float64(0.1), "method": "adam"}, {"lambda_hat": 0.9}],
+            ["l1=0.1", "l1=1"],
+        )
+        tracker.summary({"stop": 1})
+        run_dir = tracker.run_dir
+    run = _read_when_finished(run_dir, expected_rows=2, summary_key="stop")
+    assert [row.get("l1=0.1/train_loss") for row in run["history"]] == [2.0, 1.0]
+    assert [row.get("l1=1/train_loss") for row in run["history"]] == [4.0, None]
+    assert run["summary"]["l1=0.1/lambda_hat"] == 0.1
+    assert run["summary"]["l1=1/lambda_hat"] == 0.9
+    assert "l1=0.1/method" not in run["summary"]

@@ -25,10 +25,11 @@ values whose name looks like a credential (key, token, secret, password) are rep
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ class Tracker:
                 group=self.group,
                 name=self.name,
                 config=self.config,
-                dir=str(self.directory),
+                dir=str(self.directory.absolute()),
                 reinit="create_new",
                 settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
             )
@@ -210,6 +211,39 @@ class Tracker:
         self._require_started("summary")
         if self._run is not None:
             self._run.summary.update(scrub(dict(values)))
+
+    def member_logger(self, labels: Sequence[str]) -> Callable[[int, dict], None] | None:
+        """An ``on_epoch(epoch, metrics)`` callback for the batched trainer, or None if disabled.
+
+        ``metrics`` maps a name to one value per member (numpy arrays of shape (K,)) plus the
+        boolean ``active``; each active member's values are logged as ``<label>/<name>`` at
+        ``step=epoch``, so one W&B run holds every member of a chunk.
+        """
+        if not self.enabled:
+            return None
+        names = [str(label) for label in labels]
+
+        def on_epoch(epoch: int, metrics: dict) -> None:
+            active = metrics.get("active")
+            row = {}
+            for name, values in metrics.items():
+                if name == "active":
+                    continue
+                for index, label in enumerate(names):
+                    if active is None or bool(active[index]):
+                        row[f"{label}/{name}"] = float(values[index])
+            self.log(row, step=int(epoch))
+
+        return on_epoch
+
+    def member_summary(self, rows: Sequence[Mapping[str, Any]], labels: Sequence[str]) -> None:
+        """Put one result row per member into the summary as ``<label>/<column>`` (numbers only)."""
+        values = {}
+        for label, row in zip(labels, rows, strict=True):
+            for key, value in row.items():
+                if isinstance(value, numbers.Real):
+                    values[f"{label}/{key}"] = value.item() if hasattr(value, "item") else value
+        self.summary(values)
 
 
 # ---- reading offline runs back (tests, and users without a W&B account) ----
