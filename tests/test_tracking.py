@@ -173,3 +173,33 @@ def test_member_logger_logs_active_members_per_epoch(wandb_env):
     assert run["summary"]["l1=0.1/lambda_hat"] == 0.1
     assert run["summary"]["l1=1/lambda_hat"] == 0.9
     assert "l1=0.1/method" not in run["summary"]
+
+
+@pytest.mark.slow
+def test_elastic_net_chunk_logs_offline_and_keeps_parquet_identical(wandb_env):
+    from gradmatch import config as config_lib
+    from gradmatch.experiments import elastic_net
+
+    section = {
+        "lambda1_values": [1e-2], "lambda2_values": [1e-2, 1e-1], "seeds": [0], "chunk_size": 2,
+        "n_samples": 200, "max_epochs": 2, "fit_max_epochs": 2, "fit_methods": ["lstsq", "adam"],
+        "progress": False,
+    }  # fmt: skip
+    frames = {}
+    for mode in ("disabled", "offline"):
+        wandb = {"mode": mode, "project": "gm-test", "entity": None}
+        settings = config_lib.build_settings(
+            elastic_net.Settings, section, {"preset": "smoke", "wandb": wandb}
+        )
+        frames[mode] = elastic_net.run(settings, chunk=0)
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(frames["disabled"], frames["offline"])
+    (run_dir,) = (wandb_env / "data" / "generated" / "wandb" / "wandb").glob("offline-run-*")
+    label = "l1=0.01_l2=0.1_seed=0"
+    run = _read_when_finished(run_dir, expected_rows=2, summary_key=f"{label}/lambda_hat_l2_adam")
+    assert run["config"]["members"] == ["l1=0.01_l2=0.01_seed=0", label]
+    assert len(run["history"]) == 2 and f"{label}/train_objective_last" in run["history"][0]
+    offline = frames["offline"].set_index("lambda_true_l2")
+    assert run["summary"][f"{label}/lambda_hat_l2_adam"] == pytest.approx(
+        offline.loc[0.1, "lambda_hat_l2_adam"]
+    )

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 import torch
@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from gradmatch.core.estimators import AdamOptions, match_gradients
 from gradmatch.core.flows import flat_parameters, loss_gradient
 from gradmatch.core.regularizers import ElasticNet
+from gradmatch.tracking import Tracker
 from gradmatch.train import (
     Adam,
     EarlyStopping,
@@ -88,6 +89,7 @@ class Settings:
     device: str = "auto"  # auto | cpu | cuda (global key)
     preset: str = "default"  # recorded in every row (global key)
     progress: bool = True  # tqdm bars
+    wandb: dict | None = None  # W&B tracking (global key; gradmatch.tracking), never in tables
 
     def __post_init__(self) -> None:
         for name in ("lambda1_values", "lambda2_values", "seeds", "hidden", "fit_methods"):
@@ -147,7 +149,9 @@ def _stack_data(settings: Settings, seeds: list[int]) -> dict[str, torch.Tensor]
     return {key: torch.stack([datasets[s][key] for s in seeds]) for key in datasets[seeds[0]]}
 
 
-def train_chunk(settings: Settings, cells: list[tuple[float, float, int]], data) -> TrainResult:
+def train_chunk(
+    settings: Settings, cells: list[tuple[float, float, int]], data, on_epoch=None
+) -> TrainResult:
     """Train the members of ``cells`` as one batch (step 2 of the module docstring)."""
     seeds = [seed for _, _, seed in cells]
     return train_batched(
@@ -170,6 +174,7 @@ def train_chunk(settings: Settings, cells: list[tuple[float, float, int]], data)
         dtype=settings.dtype,
         progress=settings.progress,
         desc="elastic_net: train",
+        on_epoch=on_epoch,
     )
 
 
@@ -243,7 +248,17 @@ def run(settings: Settings, chunk: int = 0) -> pd.DataFrame:
         )
     cells = grid(settings)[chunk * settings.chunk_size : (chunk + 1) * settings.chunk_size]
     data = _stack_data(settings, [seed for _, _, seed in cells])
-    result = train_chunk(settings, cells, data)
+    labels = [f"l1={lambda1:g}_l2={lambda2:g}_seed={seed}" for lambda1, lambda2, seed in cells]
+    config = {**asdict(settings), "chunk": chunk, "members": labels}
+    with Tracker(settings.wandb, group="elastic_net", name=f"chunk-{chunk}", config=config) as run_:
+        result = train_chunk(settings, cells, data, on_epoch=run_.member_logger(labels))
+        frame = _match_members(settings, cells, data, result, chunk)
+        run_.member_summary(frame.to_dict("records"), labels)
+    return frame
+
+
+def _match_members(settings: Settings, cells, data, result: TrainResult, chunk: int):
+    """Step 3 for every member of a trained chunk: one row per cell."""
     rows = []
     members = tqdm(
         enumerate(cells),
