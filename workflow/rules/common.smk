@@ -3,7 +3,6 @@ import json
 
 from gradmatch.config import GLOBAL_KEYS
 
-
 GENERATED = "data/generated"
 # figure target name -> list of files; each rules file registers the figures it draws
 FIGURE_TARGETS = {}
