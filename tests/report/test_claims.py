@@ -156,3 +156,104 @@ def test_tex_escape_maps_symbols_and_refuses_unknown_ones():
     assert claims.tex_escape("λ̂_1 ≤ 5%") == r"\ensuremath{\hat\lambda}\_1 \ensuremath{\leq} 5\%"
     with pytest.raises(ValueError, match="U\\+263A"):
         claims.tex_escape("fine ☺")
+
+
+def test_every_registered_claim_has_a_latex_statement_and_a_known_table():
+    assert {claim.id for claim in claims.CLAIMS} >= {
+        "ridge.exact", "fig3.band", "fig4b.exact_from_p", "fig4c.retrain", "fig4d.decreasing",
+        "fig4e.trace", "fig7.bootstrap",
+    }  # fmt: skip
+    for claim in claims.CLAIMS:
+        assert claims.tex_escape(claim.statement)
+        assert set(claim.tables) <= set(claims.TABLES), claim.id
+        for name in claim.tables:
+            assert claims.TABLES[name].path.startswith("data/generated/")
+
+
+# ---- the bindings, on frames with the workflow's column names ----
+
+
+def test_claim_ridge_on_the_fig1_arrows_layout():
+    theta, lam = 1.25, 0.8
+    arrows = pd.DataFrame(
+        {
+            "arrow": ["grad_penalty", "grad_mse"],
+            "theta": [theta, theta],
+            "slope": [2 * lam * theta, -2 * lam * theta],
+            "penalty_strength": [lam, lam],
+            "preset": "smoke",
+        }
+    )
+    assert claims.claim_ridge(arrows).passed
+    arrows.loc[1, "slope"] *= 1 + 1e-6
+    assert not claims.claim_ridge(arrows).passed
+
+
+def test_claim_fig3_band_per_method_and_coefficient():
+    grid = [(a, b) for a in (1e-4, 1e-3, 1e-1, 10.0) for b in (1e-4, 1e-3, 1e-1, 10.0)]
+    frame = pd.DataFrame(grid, columns=["lambda_true_l1", "lambda_true_l2"])
+    for method in ("adam", "lstsq"):
+        frame[f"lambda_hat_l1_{method}"] = frame["lambda_true_l1"] * 2.0  # 0.30 decades off
+        frame[f"lambda_hat_l2_{method}"] = frame["lambda_true_l2"] / 2.0
+    frame.loc[frame["lambda_true_l1"] == 10.0, "lambda_hat_l1_adam"] = 1e-6  # outside the band
+    outcomes = claims.claim_fig3(frame)
+    assert sorted(outcomes) == ["l1_adam", "l1_lstsq", "l2_adam", "l2_lstsq"]
+    assert all(o.passed for o in outcomes.values())
+    assert outcomes["l1_adam"].measured == pytest.approx(np.log10(2.0))
+    frame["lambda_hat_l2_lstsq"] = frame["lambda_true_l2"] * 4.0  # 0.60 decades
+    assert not claims.claim_fig3(frame)["l2_lstsq"].passed
+
+
+def test_claim_fig4_bindings_flip():
+    endpoint = pd.DataFrame(
+        {
+            "noise_std": [1.0] * 3 + [10.0] * 3,
+            "theta_hat": [1.0, -2.0, 0.5] * 2,
+            "theta_retrained_lstsq": [1.0, -2.0, 0.5] * 2,
+            "theta_retrained_adam": [1.0005, -2.0, 0.5] * 2,
+        }
+    )
+    assert all(o.passed for o in claims.claim_fig4c_retrain(endpoint).values())
+    endpoint.loc[0, "theta_retrained_adam"] = 1.01  # 0.01 / 2 = 5e-3 > 1e-3
+    assert not claims.claim_fig4c_retrain(endpoint)["adam"].passed
+
+    error = pd.DataFrame({"m": np.arange(1, 13), "relative_frobenius_error": 0.5})
+    error.loc[error["m"] >= 10, "relative_frobenius_error"] = 1e-12
+    assert claims.claim_fig4b_from(10)(error).passed
+    assert not claims.claim_fig4b_from(6)(error).passed
+
+    m = np.tile(np.arange(1, 8), 2)
+    distance = pd.DataFrame({"m": m, "distance_frobenius": 1.0 / m})
+    assert claims.claim_fig4d(distance).passed
+    assert not claims.claim_fig4d(distance.assign(distance_frobenius=m)).passed
+
+    trace = pd.DataFrame(
+        {"lambda_theory": [99.0, 1.0, 0.01], "lambda_hat_lstsq": [99.0, 0.9, 0.0085]}
+    )
+    trace["lambda_hat_adam"] = trace["lambda_hat_lstsq"]
+    assert claims.claim_fig4e(trace)["lstsq"].passed
+    trace.loc[2, "lambda_hat_adam"] = 0.001
+    outcome = claims.claim_fig4e(trace)
+    assert outcome["lstsq"].passed and not outcome["adam"].passed
+
+
+def test_claim_fig7_bindings_flip():
+    boot = pd.DataFrame(
+        {"m": [1, 50, 100], "distance_frobenius": [2.0, 1.0, 0.9], "zero_baseline_frobenius": 1.0}
+    )
+    assert claims.claim_fig7_bootstrap(boot).passed
+    boot.loc[2, "distance_frobenius"] = 1.1
+    assert not claims.claim_fig7_bootstrap(boot).passed
+
+    sweep = pd.DataFrame(
+        {
+            "noise_std": [0.5, 0.5, 10.0, 10.0],
+            "distance_frobenius": [3.0, 2.0, 0.5, 0.7],
+            "zero_baseline_frobenius": 1.0,
+        }
+    )
+    outcomes = claims.claim_fig7_sigma(sweep)
+    assert all(o.passed for o in outcomes.values())
+    sweep["distance_frobenius"] = [0.5, 0.5, 1.5, 1.5]
+    outcomes = claims.claim_fig7_sigma(sweep)
+    assert not any(o.passed for o in outcomes.values())
