@@ -257,3 +257,38 @@ def test_claim_fig7_bindings_flip():
     sweep["distance_frobenius"] = [0.5, 0.5, 1.5, 1.5]
     outcomes = claims.claim_fig7_sigma(sweep)
     assert not any(o.passed for o in outcomes.values())
+
+
+def test_claim_fig5_per_facet_skips_facets_without_dropout():
+    rates = [0.0, 0.1, 0.2, 0.3]
+    rows = []
+    for depth in (1, 3):
+        for rate in rates:
+            for seed in range(2):
+                rows.append(
+                    {"depth": depth, "width": 128, "dropout_rate": rate, "seed": seed,
+                     "has_dropout": depth > 1 and rate > 0,
+                     "lambda_hat_adam": 1e-3 * (1 + rate) + 1e-5 * seed,
+                     "lambda_hat_lstsq": 1e-3 * (1 + rate)}
+                )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    outcomes = claims.claim_fig5(frame)
+    assert sorted(outcomes) == ["d3_w128_adam", "d3_w128_lstsq"]
+    assert all(o.passed and o.measured == pytest.approx(1.0) for o in outcomes.values())
+    frame.loc[(frame["depth"] == 3) & (frame["dropout_rate"] == 0.3), "lambda_hat_lstsq"] = 0.0
+    assert not claims.claim_fig5(frame)["d3_w128_lstsq"].passed
+
+
+def test_claim_fig6_slope_and_calibration_flip():
+    theory = np.array([1.0, 10.0, 100.0, 1000.0, 5.0])
+    runs = pd.DataFrame(
+        {"lambda_theory": theory, "lambda_hat": 1.1 * theory, "excluded": [False] * 4 + [True]}
+    )
+    runs.loc[4, "lambda_hat"] = np.nan  # an excluded run has no estimate
+    outcomes = claims.claim_fig6(runs)
+    assert outcomes["slope"].passed and outcomes["slope"].measured == pytest.approx(1.0)
+    assert "1 excluded" in outcomes["slope"].detail
+    assert outcomes["calibration"].passed
+    runs["lambda_hat"] = 1e-3 * theory**1.5
+    outcomes = claims.claim_fig6(runs)
+    assert not outcomes["slope"].passed and not outcomes["calibration"].passed

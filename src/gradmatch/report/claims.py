@@ -762,3 +762,46 @@ CLAIMS.extend(
         ),
     ]
 )
+
+
+# Fig. 5 and 6: claim functions on the dropout and IGR tables (gradmatch.experiments.dropout,
+# gradmatch.experiments.igr); registered below once their workflow rules exist.
+FIG5_THRESHOLD = 0.8  # Spearman ρ of rate vs median λ̂ per facet
+FIG6_SLOPE_TOL = 0.25  # |slope − 1| of log λ̂ on log(ηp/4)
+FIG6_CALIBRATION_DECADES = 0.5  # median |log10(λ̂ / (ηp/4))|
+
+
+def claim_fig5(dropout: pd.DataFrame) -> dict[str, Outcome]:
+    """Fig. 5: λ̂ rises with the dropout rate in every (depth, width) facet that has dropout."""
+    _require(dropout, ["depth", "width", "dropout_rate", "has_dropout"], "dropout")
+    outcomes = {}
+    for (depth, width), facet in dropout.groupby(["depth", "width"], sort=True):
+        if not facet["has_dropout"].any():
+            continue  # depth 1: no dropout layer at all (the paper drops these facets)
+        for method in ("adam", "lstsq"):
+            column = f"lambda_hat_{method}"
+            if column in facet.columns:
+                outcomes[f"d{depth}_w{width}_{method}"] = increases_with(
+                    facet, x_col="dropout_rate", y_col=column, threshold=FIG5_THRESHOLD
+                )
+    if not outcomes:
+        raise ValueError("dropout: no facet with dropout (depth > 1) and a lambda_hat column")
+    return outcomes
+
+
+def claim_fig6(igr_runs: pd.DataFrame) -> dict[str, Outcome]:
+    """Fig. 6 right: λ̂ against ηp/4 on log axes, over the runs that were not excluded."""
+    _require(igr_runs, ["lambda_hat", "lambda_theory", "excluded"], "igr runs")
+    kept = igr_runs[~igr_runs["excluded"].astype(bool)]
+    if kept.empty:
+        raise ValueError("igr runs: every run was excluded (train accuracy below the threshold)")
+    slope = loglog_slope(
+        kept, x_col="lambda_theory", y_col="lambda_hat", target=1.0, tol=FIG6_SLOPE_TOL
+    )
+    excluded = len(igr_runs) - len(kept)
+    slope = dataclasses.replace(slope, detail=f"{slope.detail}, {excluded} excluded")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gaps = np.abs(np.log10(kept["lambda_hat"] / kept["lambda_theory"]).to_numpy(float))
+    median_gap = float(np.median(gaps)) if np.all(np.isfinite(gaps)) else math.inf
+    calibration = at_most(median_gap, FIG6_CALIBRATION_DECADES, unit=" decades")
+    return {"slope": slope, "calibration": calibration}
