@@ -63,7 +63,7 @@ rule paper_pdf:
         macros=f"{PAPER_GENERATED}/claims-macros.tex",
         figures=all_figures(),
     output:
-        "paper/main.pdf",
+        report("paper/main.pdf", caption="../report/paper.rst", category="Report"),
     log:
         "data/logs/report/paper_pdf.log",
     shell:
