@@ -1,0 +1,51 @@
+"""Figures 4 and 7 workflow: a smoke run of targets fig4 and fig7 from a clean temporary copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("ols")
+    for folder in ("workflow", "config"):
+        shutil.copytree(REPO / folder, workdir / folder)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "fig4", "fig7",
+               "--configfile", "config/smoke.yaml"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["fig4_ols_early_stopping", "fig7_ols_bootstrap"])
+def test_smoke_writes_both_figures(smoke_run, stem):
+    for suffix, magic in ((".pdf", b"%PDF"), (".png", b"\x89PNG")):
+        data = (smoke_run / "figures" / f"{stem}{suffix}").read_bytes()
+        assert data.startswith(magic) and len(data) > 5000
+
+
+@pytest.mark.slow
+def test_smoke_tables_carry_the_preset_and_the_exact_claims(smoke_run):
+    generated = smoke_run / "data" / "generated"
+    endpoint = pd.read_parquet(generated / "ols_early_stopping" / "endpoint_endpoint.parquet")
+    assert set(endpoint["preset"]) == {"smoke"} and set(endpoint["stop_step"]) == {500}
+    error = pd.read_parquet(generated / "ols_early_stopping" / "fixed_stop_error.parquet")
+    assert error[error["m"] >= 10]["relative_frobenius_error"].max() < 1e-6
+    sweep = pd.read_parquet(generated / "ols_bootstrap" / "sigma_sweep.parquet")
+    means = sweep.groupby("noise_std")["distance_frobenius"].mean()
+    baseline = sweep["zero_baseline_frobenius"].iloc[0]
+    assert means[20.0] < baseline < means[0.5]
