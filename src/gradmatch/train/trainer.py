@@ -38,6 +38,19 @@ Example (Fig 5 style: shared data, per-member dropout, SGD + momentum, val-loss 
         early_stopping=EarlyStopping("val_loss", patience=50), eval_data={"val": (x_val, y_val)},
     )
     model = result.member(0, "final")   # a solo nn.Sequential, dropout rate 0.1, train mode off
+
+Fig 6 style (plain SGD with a per-member step size, no hidden biases, custom checkpoint rule:
+the best validation accuracy among epochs whose training accuracy is ≥ 0.90)::
+
+    result = train_batched(
+        MLPSpec(784, (w,) * 5, 10, activation="tanh", hidden_bias=False), seeds=[0] * len(lrs),
+        X=x_train, y=y_train, loss="cross_entropy", optimizer=SGD(lr=lrs), epochs=50,
+        batch_size=128, data_seeds=[17] * len(lrs),
+        eval_data={"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_te, y_te)},
+        select=lambda m: torch.where(m["train_acc"] >= 0.90, m["val_acc"], torch.nan),
+    )
+    result.best_found          # False where no epoch reached 0.90 train accuracy
+    result.member(k, "best")
 """
 
 from __future__ import annotations
