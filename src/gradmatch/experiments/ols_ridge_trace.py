@@ -61,9 +61,7 @@ class Settings:
             adam_init=self.adam_init,
         )
         if not self.checkpoints or min(self.checkpoints) < 1:
-            raise ValueError(
-                f"{SECTION}.checkpoints must list steps >= 1, got {self.checkpoints}"
-            )
+            raise ValueError(f"{SECTION}.checkpoints must list steps >= 1, got {self.checkpoints}")
         if self.adam_min_delta < 0:
             raise ValueError(f"{SECTION}.adam_min_delta must be >= 0, got {self.adam_min_delta}")
 
