@@ -193,11 +193,12 @@ def test_paper_pulls_every_plot_rule(rules, slurm_dry_run):
     assert plots <= planned, f"plot rules not reached from `paper`: {sorted(plots - planned)}"
 
 
-def test_plot_rules_are_local(rules):
-    remote_plots = [
-        name for name, rule in rules.items() if name.startswith("plot_") and not rule["local"]
+def test_plot_aggregate_and_download_rules_are_local(rules):
+    prefixes = ("plot_", "aggregate_", "download_")
+    remote = [
+        name for name, rule in rules.items() if name.startswith(prefixes) and not rule["local"]
     ]
-    assert not remote_plots, f"plot rules must be listed in `localrules:`: {remote_plots}"
+    assert not remote, f"plot, aggregate and download rules must be `localrules:`: {remote}"
 
 
 def test_every_gpu_rule_is_mapped_by_the_slurm_profile(rules):
