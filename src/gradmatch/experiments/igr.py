@@ -226,21 +226,32 @@ def _accuracy_matrix(history: pd.DataFrame, column: str, k: int, epochs: int) ->
     return out
 
 
-def probe_member(settings: Settings, result: TrainResult, k: int, data: dict) -> flows.IGRFit:
-    """Eq. 6 at member k's selected state on the probe subset, in ``probe_dtype``."""
+def probe_model(
+    settings: Settings, model, data: tuple, lr: float, loss: str = "cross_entropy"
+) -> flows.IGRFit:
+    """Eq. 6 at ``model``'s weights on (x, y) = ``data`` in ``probe_dtype``, η_probe = ``lr``.
+
+    R_IG = ‖∇L‖²/p at the first probe point is ``grad_norm_squared`` of the result.
+    """
     dtype = DTYPES[settings.probe_dtype]
-    model = result.member(k, "best").to(dtype)
-    x_probe, y_probe = data["probe"]
+    model = model.to(dtype)
     device = next(model.parameters()).device
+    x, y = data
     return flows.estimate_igr(
         model,
-        "cross_entropy",
-        x_probe.to(device=device, dtype=dtype),
-        y_probe.to(device),
-        settings.learning_rates[k],
+        loss,
+        x.to(device=device, dtype=dtype),
+        y.to(device),
+        lr,
         probe_steps=settings.probe_steps,
         substeps=settings.rk4_substeps,
     )
+
+
+def probe_member(settings: Settings, result: TrainResult, k: int, data: dict) -> flows.IGRFit:
+    """:func:`probe_model` at member k's selected state on the probe subset."""
+    model = result.member(k, "best")
+    return probe_model(settings, model, data["probe"], settings.learning_rates[k])
 
 
 def member_rows(settings: Settings, width: int, result: TrainResult, data: dict) -> pd.DataFrame:
