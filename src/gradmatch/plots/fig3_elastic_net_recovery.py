@@ -47,37 +47,27 @@ def _panel(ax, table: pd.DataFrame, penalty: str, colors) -> None:
     hidden = 0
     for index, (other, rows) in enumerate(table.groupby("other")):
         rows = rows.sort_values("true")
-        shown = rows[rows["mean"] > 0]
-        hidden += len(rows) - len(shown)
-        lower = np.minimum(shown["se"], shown["mean"] * (1 - 1e-3))  # stay above 0 on log axes
+        positive = rows["mean"] > 0
+        hidden += int((~positive).sum())
+        mean = rows["mean"].where(positive)  # NaN breaks the line where a mean is ≤ 0
+        lower = np.minimum(rows["se"], mean * (1 - 1e-3))  # keep bars above 0 on log axes
         ax.errorbar(
-            shown["true"],
-            shown["mean"],
-            yerr=[lower, shown["se"]],
-            color=colors[index],
-            marker="o",
-            markersize=3,
-            capsize=2,
-            linewidth=1.2,
+            rows["true"], mean, yerr=[lower, rows["se"].where(positive)], color=colors[index],
+            marker="o", markersize=3, capsize=2, linewidth=1.2,
             label=rf"$10^{{{int(round(np.log10(other)))}}}$",
-        )
+        )  # fmt: skip
     limits = _limits(table)
     ax.plot(limits, limits, linestyle="--", color="black", linewidth=1.0, zorder=0)
-    ax.set(xscale="log", yscale="log", xlim=limits, ylim=limits)
+    ax.set(xscale="log", yscale="log", xlim=limits, ylim=limits, aspect="equal")
     ax.set_xlabel(rf"True ${PENALTIES[penalty][1]}$")
     ax.set_ylabel(rf"Estimated ${PENALTIES[penalty][1]}$")
-    ax.legend(title=rf"True ${other_symbol}$", loc="upper left", fontsize=7, title_fontsize=7)
+    ax.legend(
+        title=rf"True ${other_symbol}$", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+        fontsize=7, title_fontsize=7,
+    )  # fmt: skip
     if hidden:
-        ax.text(
-            0.98,
-            0.02,
-            f"{hidden} mean(s) ≤ 0 not shown",
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7,
-            color="dimgray",
-        )
+        ax.text(0.98, 0.02, f"{hidden} mean(s) ≤ 0 not shown", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="dimgray")  # fmt: skip
 
 
 def _limits(table: pd.DataFrame) -> tuple[float, float]:
@@ -96,7 +86,7 @@ def draw(tables: dict[str, pd.DataFrame]) -> Figure:
             len(methods),
             2,
             squeeze=False,
-            figsize=style.figure_size("text", aspect=0.45 * len(methods)),
+            figsize=style.figure_size("text", aspect=0.42 * len(methods)),
         )
         for row, method in enumerate(methods):
             for col, penalty in enumerate(PENALTIES):
