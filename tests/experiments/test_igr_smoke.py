@@ -1,0 +1,57 @@
+"""Figure 6 workflow: a smoke run of targets fig6 and fig6_long_horizon in a temporary copy."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("igr")
+    for folder in ("workflow", "config"):
+        shutil.copytree(REPO / folder, workdir / folder)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", "fig6", "fig6_long_horizon",
+               "--configfile", "config/smoke.yaml"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", ["fig6_igr", "figS_igr_long_horizon"])
+def test_smoke_writes_both_figures(smoke_run, stem):
+    for suffix, magic in ((".pdf", b"%PDF"), (".png", b"\x89PNG")):
+        data = (smoke_run / "figures" / f"{stem}{suffix}").read_bytes()
+        assert data.startswith(magic) and len(data) > 5000
+
+
+@pytest.mark.slow
+def test_smoke_runs_table_keeps_every_run_and_flags_exclusions(smoke_run):
+    runs = pd.read_parquet(smoke_run / "data" / "generated" / "igr" / "runs.parquet")
+    assert len(runs) == 4 and set(runs["preset"]) == {"smoke"}
+    assert sorted(runs["width"].unique()) == [8, 16]
+    kept = runs[~runs["excluded"]]
+    assert len(kept) >= 1 and (kept["lambda_hat"] > 0).all()
+    assert runs[runs["excluded"]]["lambda_hat"].isna().all()
+    epochs = pd.read_parquet(smoke_run / "data" / "generated" / "igr" / "epochs.parquet")
+    assert len(epochs) == 4 * 2
+
+
+@pytest.mark.slow
+def test_smoke_long_horizon_ratio_below_one_on_the_regression(smoke_run):
+    drift = pd.read_parquet(smoke_run / "data" / "generated" / "igr" / "long_horizon_drift.parquet")
+    linear = drift[(drift["model"] == "linear") & (drift["step"] > 0)]
+    assert len(linear) == 2 * 10 and (linear["drift_ratio"] < 1).all()
