@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import NullFormatter
 
 from gradmatch.plots import style
 
@@ -42,64 +43,57 @@ def _included(runs: pd.DataFrame) -> pd.DataFrame:
     return kept
 
 
+def _log_limits(values) -> tuple[float, float]:
+    """Limits 1.5× beyond the data, widened to at least one decade so a major tick is labelled."""
+    low, high = float(np.min(values)) / 1.5, float(np.max(values)) * 1.5
+    if high / low < 10:
+        centre = np.sqrt(low * high)
+        low, high = centre / np.sqrt(10), centre * np.sqrt(10)
+    return low, high
+
+
+def _set_log(ax, x=None, y=None) -> None:
+    """Log scales on the given axes, limits from the data, only decade ticks labelled."""
+    if x is not None:
+        ax.set(xscale="log", xlim=_log_limits(x))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if y is not None:
+        ax.set(yscale="log", ylim=_log_limits(y))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _means(kept: pd.DataFrame) -> pd.DataFrame:
     columns = ["lambda_hat", "r_ig", "test_accuracy", "lambda_theory"]
     return kept.groupby(["n_params", "lr"], as_index=False)[columns].mean()
 
 
+def _scatter(ax, x, y, kept, norm, alpha) -> None:
+    ax.scatter(x, y, c=kept["n_params"], cmap=CMAP, norm=norm, s=18, alpha=alpha, linewidths=0)
+
+
 def _panel_rig(ax, kept, means, norm) -> None:
-    ax.scatter(
-        kept["lambda_hat"],
-        kept["r_ig"],
-        c=kept["n_params"],
-        cmap=CMAP,
-        norm=norm,
-        s=18,
-        alpha=0.5,
-        linewidths=0,
-    )
+    _scatter(ax, kept["lambda_hat"], kept["r_ig"], kept, norm, alpha=0.5)
     for p, group in means.groupby("n_params"):
         group = group.sort_values("lr")
-        ax.plot(group["lambda_hat"], group["r_ig"], "--", lw=1.0, color=plt.get_cmap(CMAP)(norm(p)))
-    ax.set(xscale="log", yscale="log", xlabel=r"$\hat\lambda$", ylabel=r"$R_{IG}=\|\nabla L\|^2/p$")
+        colour = plt.get_cmap(CMAP)(norm(p))
+        ax.plot(group["lambda_hat"], group["r_ig"], "--", lw=1.0, color=colour)
+    _set_log(ax, x=kept["lambda_hat"], y=kept["r_ig"])
+    ax.set(xlabel=r"$\hat\lambda$", ylabel=r"$R_{IG}=\|\nabla L\|^2/p$")
 
 
 def _panel_accuracy(ax, kept, norm) -> None:
-    ax.scatter(
-        kept["lambda_hat"],
-        100 * kept["test_accuracy"],
-        c=kept["n_params"],
-        cmap=CMAP,
-        norm=norm,
-        s=18,
-        alpha=0.8,
-        linewidths=0,
-    )
-    ax.set(xscale="log", xlabel=r"$\hat\lambda$", ylabel="test accuracy (%)")
+    _scatter(ax, kept["lambda_hat"], 100 * kept["test_accuracy"], kept, norm, alpha=0.8)
+    _set_log(ax, x=kept["lambda_hat"])
+    ax.set(xlabel=r"$\hat\lambda$", ylabel="test accuracy (%)")
 
 
 def _panel_theory(ax, kept, norm) -> None:
-    ax.scatter(
-        kept["lambda_theory"],
-        kept["lambda_hat"],
-        c=kept["n_params"],
-        cmap=CMAP,
-        norm=norm,
-        s=18,
-        alpha=0.8,
-        linewidths=0,
-    )
+    _scatter(ax, kept["lambda_theory"], kept["lambda_hat"], kept, norm, alpha=0.8)
     values = np.concatenate([kept["lambda_theory"], kept["lambda_hat"]])
-    low, high = values.min() / 2, values.max() * 2
+    _set_log(ax, x=values, y=values)
+    low, high = ax.get_xlim()
     ax.plot([low, high], [low, high], ":", color="black", lw=1.0, label="identity")
-    ax.set(
-        xscale="log",
-        yscale="log",
-        xlim=(low, high),
-        ylim=(low, high),
-        xlabel=r"$\lambda_{theory}=\eta p/4$",
-        ylabel=r"$\hat\lambda$",
-    )
+    ax.set(xlabel=r"$\lambda_{theory}=\eta p/4$", ylabel=r"$\hat\lambda$")
     ax.legend(loc="upper left")
 
 
