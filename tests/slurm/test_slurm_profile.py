@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ SETUP = Path(__file__).with_name("setup_local_slurm.sh")
 PROFILE = Path("workflow/profiles/slurm/config.yaml")
 ACCOUNT = "default"  # made by setup_local_slurm.sh
 CPU_PARTITION, GPU_PARTITION, GPU_MODEL = "cpu", "gpu", "l40s"
-RUN_LIMIT_S = 300  # one bounded snakemake run (SIGKILL after this)
+RUN_LIMIT_S = 420  # one bounded snakemake run (SIGKILL after this); typical: 2-3 min
 # local-test overrides of values that suit a real cluster
 FAST = ["--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "10"]
 JOB_HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
@@ -55,8 +56,7 @@ def snakemake(workdir: Path, *args: str, limit: int = 300) -> subprocess.Complet
     SIGKILL, not SIGTERM: on SIGTERM Snakemake waits for running jobs. Output goes to a file,
     not a pipe, so that nothing a job leaves behind can hold the test up.
     """
-    log = workdir / f".snakemake-test-{time.monotonic_ns()}.log"
-    with log.open("w") as out:
+    with tempfile.TemporaryFile("w+") as out:
         result = subprocess.run(
             ["timeout", "-s", "KILL", str(limit), sys.executable, "-m", "snakemake", *args],
             cwd=workdir,
@@ -65,7 +65,8 @@ def snakemake(workdir: Path, *args: str, limit: int = 300) -> subprocess.Complet
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return subprocess.CompletedProcess(result.args, result.returncode, log.read_text(), "")
+        out.seek(0)
+        return subprocess.CompletedProcess(result.args, result.returncode, out.read(), "")
 
 
 def checked(result: subprocess.CompletedProcess) -> str:
