@@ -7,15 +7,14 @@ IGR_SUMMARY = {name: f"{IGR}/{name}.parquet" for name in IGR_TABLES}
 IGR_LONG_HORIZON = f"{IGR}/long_horizon_drift.parquet"
 FIGURE_TARGETS["fig6"] = FIG6 = figure_files("fig6_igr")
 FIGURE_TARGETS["fig6_long_horizon"] = FIG6_LONG = figure_files("figS_igr_long_horizon")
-
-
-def igr_chunks():
-    """Chunk indices, from the config list only (= igr.n_chunks(settings): one per width)."""
-    return list(range(len(config["igr"]["widths"])))
-
-
-def igr_chunk_files(table):
-    return expand(f"{IGR}/chunk_{{chunk}}_{table}.parquet", chunk=igr_chunks())
+# chunk indices from the config list only (= igr.n_chunks(settings): one per width)
+IGR_CHUNK_FILES = {
+    table: expand(
+        f"{IGR}/chunk_{{chunk}}_{table}.parquet",
+        chunk=range(len(config["igr"]["widths"])),
+    )
+    for table in IGR_TABLES
+}
 
 
 localrules:
@@ -50,8 +49,7 @@ rule igr_chunk:
 
 rule aggregate_igr:
     input:
-        runs=igr_chunk_files("runs"),
-        epochs=igr_chunk_files("epochs"),
+        **IGR_CHUNK_FILES,
     output:
         **IGR_SUMMARY,
     log:
