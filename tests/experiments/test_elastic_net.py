@@ -67,6 +67,7 @@ def _polish_to_stationarity(model, X, y, lambdas, beta, tol=1e-7) -> float:
     return norm
 
 
+@pytest.mark.slow
 def test_stationary_network_recovers_lambda1_and_lambda2_with_lstsq():
     torch.manual_seed(0)
     X = torch.randn(120, 3, dtype=torch.float64)

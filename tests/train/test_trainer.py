@@ -242,6 +242,8 @@ def test_same_seeds_give_identical_weights_and_dropout_runs():
         "Linear",
     ]
     assert model[2].p == 0.5
+    after_last = MLPSpec(5, (16, 16), 1, dropout_after_last=True)
+    assert [type(m).__name__ for m in build_mlp(after_last, dropout=0.2)].count("Dropout") == 2
 
 
 def test_bad_inputs_name_the_argument():
