@@ -8,15 +8,18 @@ ELASTIC_NET_SUMMARY = f"{ELASTIC_NET}/summary.parquet"
 FIGURE_TARGETS["fig3"] = FIG3 = figure_files("fig3_elastic_net_recovery")
 
 
-def elastic_net_chunks():
-    """Chunk indices, from the config lists only (= elastic_net.n_chunks(settings))."""
-    section = config["elastic_net"]
-    cells = (
-        len(section["lambda1_values"])
-        * len(section["lambda2_values"])
-        * len(section["seeds"])
-    )
-    return list(range(math.ceil(cells / section["chunk_size"])))
+# chunk indices from the config lists only (= elastic_net.n_chunks(settings))
+ELASTIC_NET_CHUNK_FILES = expand(
+    f"{ELASTIC_NET}/chunk_{{chunk}}.parquet",
+    chunk=range(
+        math.ceil(
+            len(config["elastic_net"]["lambda1_values"])
+            * len(config["elastic_net"]["lambda2_values"])
+            * len(config["elastic_net"]["seeds"])
+            / config["elastic_net"]["chunk_size"]
+        )
+    ),
+)
 
 
 localrules:
@@ -46,7 +49,7 @@ rule elastic_net_chunk:
 
 rule aggregate_elastic_net:
     input:
-        expand(f"{ELASTIC_NET}/chunk_{{chunk}}.parquet", chunk=elastic_net_chunks()),
+        ELASTIC_NET_CHUNK_FILES,
     output:
         ELASTIC_NET_SUMMARY,
     log:
