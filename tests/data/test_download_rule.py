@@ -48,3 +48,22 @@ def test_download_rule_runs_locally_under_the_slurm_profile(tmp_path):
     assert "localrule download_mnist:" in log
     folder = tmp_path / "data" / "raw" / "mnist"
     assert {path.name: mnist.sha256_of(path) for path in folder.iterdir()} == sums
+
+
+def dry_run(*args: str) -> str:
+    result = subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "1", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("preset", "downloads"), [("paper", True), ("config", False)])
+def test_dropout_chunks_need_the_download_only_with_mnist(preset, downloads):
+    log = dry_run(
+        "--configfile", f"config/{preset}.yaml", "--", "data/generated/dropout/chunk_0.parquet"
+    )
+    assert ("download_mnist" in log) is downloads
+    assert "dropout_chunk" in log
