@@ -12,6 +12,8 @@ Inputs are Gaussian noise of MNIST's shape (the cost does not depend on the pixe
 Memory: each width runs in its own subprocess; the probe's peak is the growth of the process's
 peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, Linux KiB) across the
 probe step, i.e. memory the probe needed beyond the model, the data and one training epoch.
+Each time is the minimum over 3 repeats after a short warm-up (5 SGD steps, one small gradient),
+which excludes one-off costs and most interference from other processes.
 (tracemalloc cannot see torch's C allocations, so it is not used.) One run, wall-clock times.
 
     python benchmarks/bench_igr_probe.py [--widths 50 100 200 400] [--probe-dtype float64]
@@ -32,6 +34,7 @@ from gradmatch.core import flows
 from gradmatch.train import MLPSpec, build_mlp
 
 N_TRAIN, PROBE, BATCH, LR, FEATURES = 10_000, 2048, 128, 0.01, 784
+REPEATS = 3  # each time is the minimum of 3 runs: the machine is shared, the minimum is robust
 
 
 def one_epoch(model, x, y) -> float:
@@ -48,6 +51,13 @@ def one_epoch(model, x, y) -> float:
     return time.perf_counter() - start
 
 
+def probe_step(model, x, y) -> float:
+    """Seconds for one Eq. 6 probe step (g, Hg and RK4 over time η with 10 substeps)."""
+    start = time.perf_counter()
+    flows.estimate_igr(model, "cross_entropy", x, y, LR, probe_steps=1)
+    return time.perf_counter() - start
+
+
 def child(width: int, probe_dtype: str) -> dict:
     """Time an epoch and a probe step at ``width``; peak-RSS growth of the probe step."""
     torch.manual_seed(0)
@@ -56,14 +66,14 @@ def child(width: int, probe_dtype: str) -> dict:
     y = torch.randint(0, 10, (N_TRAIN,), generator=generator)
     spec = MLPSpec(FEATURES, (width,) * 5, 10, "tanh", hidden_bias=False)
     model = build_mlp(spec)
-    epoch_s = one_epoch(model, x, y)
+    one_epoch(model, x[: 5 * BATCH], y[: 5 * BATCH])  # warm-up: one-off allocations
+    epoch_s = min(one_epoch(model, x, y) for _ in range(REPEATS))
     dtype = {"float32": torch.float32, "float64": torch.float64}[probe_dtype]
     model = model.to(dtype)
     x_probe = x[:PROBE].to(dtype)
+    flows.gradient(model, "cross_entropy", x_probe[:256], y[:256])  # warm-up
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    flows.estimate_igr(model, "cross_entropy", x_probe, y[:PROBE], LR, probe_steps=1)
-    probe_s = time.perf_counter() - start
+    probe_s = min(probe_step(model, x_probe, y[:PROBE]) for _ in range(REPEATS))
     after_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "width": width,

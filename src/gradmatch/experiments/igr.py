@@ -14,6 +14,11 @@ and with (Hg_t, r_t) stacked over ``probe_steps`` GD probe steps θ_{t+1} = θ_t
 
     λ̂ = (p/2)·⟨Hg, r⟩/⟨Hg, Hg⟩,    residual ratio = ‖r − (2λ̂/p)Hg‖/‖r‖.
 
+r ≈ (η/2)Hg is the first term of a series in ηh (h a Hessian eigenvalue): on a quadratic the
+component of r along an eigenvector is g·(1 − (1 − e^{−ηh})/(ηh)) against (ηh/2)·g, a ratio of
+0.74 at ηh = 1 and 0.57 at ηh = 2. Where training has raised the sharpness towards 2/η (edge of
+stability), λ̂/λ_theory below 1 is therefore expected from the truncation, not from numerics.
+
 Protocol (paper H.5; the authors' ``barrett_igr_figure2``, newest version). Tanh MLP with
 ``depth`` hidden layers of width w, no hidden biases, an output bias (p = 4w² + (d + 10)w + 10 at
 depth 5); plain minibatch SGD θ ← θ − η∇L_B (batch 128, shuffled with a generator seeded
