@@ -26,3 +26,16 @@ def figure_files(stem):
 def all_figures():
     """Every registered figure file, for the `figures` target."""
     return [path for name in sorted(FIGURE_TARGETS) for path in FIGURE_TARGETS[name]]
+
+
+def out_flags(tables):
+    """The CLI's --out NAME=PATH flags for a multi-table analysis."""
+    return " ".join(f"--out {name}={path}" for name, path in sorted(tables.items()))
+
+
+def figure_pdfs():
+    """Target name -> the figure's PDF, as seen from paper/ (where latexmk runs)."""
+    return {
+        name: f"../{next(path for path in files if path.endswith('.pdf'))}"
+        for name, files in sorted(FIGURE_TARGETS.items())
+    }

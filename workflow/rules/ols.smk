@@ -27,11 +27,6 @@ localrules:
     plot_fig7,
 
 
-def ols_outs(tables):
-    """The CLI's --out NAME=PATH flags for a multi-table analysis."""
-    return " ".join(f"--out {name}={path}" for name, path in sorted(tables.items()))
-
-
 rule ols_endpoint:
     output:
         **OLS_ENDPOINT,
@@ -44,7 +39,7 @@ rule ols_endpoint:
     params:
         settings=section_json("ols_endpoint"),
         globals=globals_json(),
-        outs=ols_outs(OLS_ENDPOINT),
+        outs=out_flags(OLS_ENDPOINT),
     shell:
         "gradmatch ols-endpoint --settings {params.settings:q} --globals {params.globals:q} "
         "{params.outs} > {log:q} 2>&1"
@@ -62,7 +57,7 @@ rule ols_fixed_stop:
     params:
         settings=section_json("ols_fixed_stop"),
         globals=globals_json(),
-        outs=ols_outs(OLS_FIXED),
+        outs=out_flags(OLS_FIXED),
     shell:
         "gradmatch ols-fixed-stop --settings {params.settings:q} --globals {params.globals:q} "
         "{params.outs} > {log:q} 2>&1"
@@ -80,7 +75,7 @@ rule ols_variable_stop:
     params:
         settings=section_json("ols_variable_stop"),
         globals=globals_json(),
-        outs=ols_outs(OLS_VARIABLE),
+        outs=out_flags(OLS_VARIABLE),
     shell:
         "gradmatch ols-variable-stop --settings {params.settings:q} "
         "--globals {params.globals:q} {params.outs} > {log:q} 2>&1"
@@ -115,7 +110,7 @@ rule ols_bootstrap:
     params:
         settings=section_json("ols_bootstrap"),
         globals=globals_json(),
-        outs=ols_outs(OLS_BOOT),
+        outs=out_flags(OLS_BOOT),
     shell:
         "gradmatch ols-bootstrap --settings {params.settings:q} --globals {params.globals:q} "
         "{params.outs} > {log:q} 2>&1"

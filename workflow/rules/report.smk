@@ -14,14 +14,6 @@ localrules:
     wandb_export,
 
 
-def figure_pdfs():
-    """Target name -> the figure's PDF, as seen from paper/ (where latexmk runs)."""
-    return {
-        name: "../" + next(path for path in files if path.endswith(".pdf"))
-        for name, files in sorted(FIGURE_TARGETS.items())
-    }
-
-
 rule claims:
     input:
         **{name: table.path for name, table in sorted(CLAIM_TABLES.items())},
