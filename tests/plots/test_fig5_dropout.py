@@ -36,7 +36,7 @@ def test_draw_builds_one_facet_per_depth_width():
     assert len(facets) == 4
     assert "digits" in figure._suptitle.get_text()
     titles = sorted(ax.get_title() for ax in facets)
-    assert titles[0] == "depth 1, width 32 (no dropout layer)\nSpearman ρ = 0.90"
+    assert titles[0] == "depth 1, width 32\nno dropout layer\nSpearman ρ = 0.90"
     assert titles[2] == "depth 3, width 32\nSpearman ρ = 0.90"
     bottom = facets[-1]
     assert [t.get_text() for t in bottom.get_xticklabels()] == ["0", "0.25", "0.5"]

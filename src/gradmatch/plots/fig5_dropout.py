@@ -86,8 +86,8 @@ def draw(tables: dict[str, pd.DataFrame]) -> Figure:
                     continue
                 _facet(ax, facet, rates, norm)
                 rho = facet[SPEARMAN].iloc[0]
-                note = "" if facet["has_dropout"].any() else " (no dropout layer)"
-                ax.set_title(f"depth {depth}, width {width}{note}\nSpearman ρ = {rho:.2f}")
+                note = "" if facet["has_dropout"].any() else "no dropout layer\n"
+                ax.set_title(f"depth {depth}, width {width}\n{note}Spearman ρ = {rho:.2f}")
                 if j == 0:
                     ax.set_ylabel(r"$\hat\lambda$ (ridge)")
                 if i == len(depths) - 1:
