@@ -24,4 +24,5 @@ rule download_mnist:
         settings=lambda wildcards: section_json("mnist"),
         dest=MNIST_DIR,
     shell:
-        "gradmatch download-mnist --settings {params.settings:q} --dest {params.dest:q} > {log:q} 2>--dest {params.dest} > {log} 2>&1"1"
+        "gradmatch download-mnist --settings {params.settings:q} "
+        "--dest {params.dest:q} > {log:q} 2>&1"
