@@ -1,14 +1,15 @@
 # Data: the checksummed MNIST download (a local rule: compute nodes often have no internet).
 # Used only with dataset: mnist (the paper preset); digits ships with scikit-learn.
+import os
+
 from gradmatch.data.mnist import SHA256 as MNIST_SHA256
 
 MNIST_DIR = "data/raw/mnist"
 MNIST_FILES = [f"{MNIST_DIR}/{name}" for name in sorted(MNIST_SHA256)]
 
 
-def mnist_inputs(wildcards=None):
-    """The downloaded MNIST files when the config asks for MNIST, else nothing."""
-    return MNIST_FILES if config["dataset"] == "mnist" else []
+# the downloaded files are inputs of the training rules only when the config asks for MNIST
+MNIST_INPUTS = MNIST_FILES if config["dataset"] == "mnist" else []
 
 
 localrules:
@@ -22,7 +23,7 @@ rule download_mnist:
         "data/logs/download_mnist.log",
     params:
         settings=lambda wildcards: section_json("mnist"),
-        dest=MNIST_DIR,
+        dest=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "gradmatch download-mnist --settings {params.settings:q} "
         "--dest {params.dest:q} > {log:q} 2>&1"

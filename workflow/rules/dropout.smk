@@ -16,7 +16,7 @@ localrules:
 
 rule dropout_chunk:
     input:
-        mnist_inputs,
+        MNIST_INPUTS,
     output:
         f"{DROPOUT}/chunk_{{chunk}}.parquet",
     log:

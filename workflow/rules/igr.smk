@@ -25,7 +25,7 @@ localrules:
 
 rule igr_chunk:
     input:
-        mnist_inputs,
+        MNIST_INPUTS,
     output:
         runs=f"{IGR}/chunk_{{chunk}}_runs.parquet",
         epochs=f"{IGR}/chunk_{{chunk}}_epochs.parquet",
@@ -62,7 +62,7 @@ rule aggregate_igr:
 
 rule igr_long_horizon:
     input:
-        mnist_inputs,
+        MNIST_INPUTS,
     output:
         IGR_LONG_HORIZON,
     log:
