@@ -158,3 +158,15 @@ def test_build_settings_fills_globals_and_freezes_lists():
 def test_settings_record_is_canonical_json():
     record = config_lib.settings_record(Toy(steps=3))
     assert record == '{"preset": "default", "steps": 3, "widths": [1]}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Tracked:
+    steps: int = 1
+    wandb: dict | None = None
+
+
+def test_settings_record_never_holds_the_wandb_settings():
+    offline = Tracked(steps=2, wandb={"mode": "offline", "project": "p", "entity": "e"})
+    assert config_lib.settings_record(offline) == '{"steps": 2}'
+    assert config_lib.settings_record(offline) == config_lib.settings_record(Tracked(steps=2))

@@ -75,7 +75,9 @@ def validate(config: dict[str, Any], schema_path: str | os.PathLike = SCHEMA_PAT
     Section schemas are separate files referenced by relative ``$ref`` from the main schema.
     """
     schema = load_yaml(schema_path)
-    validator = jsonschema.Draft202012Validator(schema, registry=_registry(Path(schema_path).parent))
+    validator = jsonschema.Draft202012Validator(
+        schema, registry=_registry(Path(schema_path).parent)
+    )
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(_describe(error))
@@ -108,6 +110,17 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+# settings that steer side channels, not results: never recorded in a table
+UNRECORDED_FIELDS = ("wandb",)
+
+
 def settings_record(settings: Any) -> str:
-    """The settings as canonical JSON, for parquet provenance columns."""
-    return json.dumps(dataclasses.asdict(settings), sort_keys=True, default=str)
+    """The settings as canonical JSON, for parquet provenance columns.
+
+    Fields in :data:`UNRECORDED_FIELDS` (the W&B tracking mode, project and entity) are left
+    out, so a table is byte-identical whether tracking was on or off.
+    """
+    record = dataclasses.asdict(settings)
+    for name in UNRECORDED_FIELDS:
+        record.pop(name, None)
+    return json.dumps(record, sort_keys=True, default=str)
