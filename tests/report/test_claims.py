@@ -161,7 +161,8 @@ def test_tex_escape_maps_symbols_and_refuses_unknown_ones():
 def test_every_registered_claim_has_a_latex_statement_and_a_known_table():
     assert {claim.id for claim in claims.CLAIMS} >= {
         "ridge.exact", "fig3.band", "fig4b.exact_from_p", "fig4c.retrain", "fig4d.decreasing",
-        "fig4e.trace", "fig7.bootstrap",
+        "fig4e.trace", "fig7.bootstrap", "fig5.monotone", "fig6.slope", "fig6.calibration",
+        "igr_lh.closer",
     }  # fmt: skip
     for claim in claims.CLAIMS:
         assert claims.tex_escape(claim.statement)
@@ -259,10 +260,9 @@ def test_claim_fig7_bindings_flip():
     assert not any(o.passed for o in outcomes.values())
 
 
-def test_claim_fig5_per_facet_skips_facets_without_dropout():
-    rates = [0.0, 0.1, 0.2, 0.3]
+def _dropout_frame(depths=(1, 3), rates=(0.0, 0.1, 0.2, 0.3)) -> pd.DataFrame:
     rows = []
-    for depth in (1, 3):
+    for depth in depths:
         for rate in rates:
             for seed in range(2):
                 rows.append(
@@ -271,24 +271,132 @@ def test_claim_fig5_per_facet_skips_facets_without_dropout():
                      "lambda_hat_adam": 1e-3 * (1 + rate) + 1e-5 * seed,
                      "lambda_hat_lstsq": 1e-3 * (1 + rate)}
                 )  # fmt: skip
-    frame = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def test_claim_fig5_per_facet_reports_facets_without_dropout_as_not_applicable():
+    frame = _dropout_frame()
     outcomes = claims.claim_fig5(frame)
-    assert sorted(outcomes) == ["d3_w128_adam", "d3_w128_lstsq"]
-    assert all(o.passed and o.measured == pytest.approx(1.0) for o in outcomes.values())
+    assert list(outcomes) == ["d1_w128_lstsq", "d1_w128_adam", "d3_w128_lstsq", "d3_w128_adam"]
+    for key in ("d1_w128_lstsq", "d1_w128_adam"):
+        assert outcomes[key].verdict == "n/a" and not outcomes[key].passed
+        assert "no dropout layer at depth 1" in outcomes[key].detail
+    for key in ("d3_w128_lstsq", "d3_w128_adam"):
+        assert outcomes[key].verdict == "pass" and outcomes[key].measured == pytest.approx(1.0)
+        assert outcomes[key].detail == "4 rates × 2 seeds"
+    # break the trend at the largest rate: ρ of (0, .1, .2, .3) vs (1, 1.1, 1.2, 0) = 1 − 6·12/60
     frame.loc[(frame["depth"] == 3) & (frame["dropout_rate"] == 0.3), "lambda_hat_lstsq"] = 0.0
-    assert not claims.claim_fig5(frame)["d3_w128_lstsq"].passed
+    flipped = claims.claim_fig5(frame)
+    assert flipped["d3_w128_lstsq"].verdict == "FAIL"
+    assert flipped["d3_w128_lstsq"].measured == pytest.approx(-0.2)
+    assert flipped["d3_w128_adam"].passed
+
+
+def test_claim_fig5_flips_at_the_spearman_threshold():
+    frame = _dropout_frame(depths=(3,), rates=(0.0, 0.1, 0.2, 0.3, 0.4))
+
+    def reorder(mapping):
+        frame["lambda_hat_lstsq"] = 1e-3 * (1 + frame["dropout_rate"].replace(mapping))
+        return claims.claim_fig5(frame)["d3_w128_lstsq"]
+
+    # one adjacent swap of medians: ρ = 1 − 6·2/(5·24) = 0.9 ≥ 0.8
+    above = reorder({0.1: 0.2, 0.2: 0.1})
+    assert above.passed and above.measured == pytest.approx(0.9)
+    # a 3-cycle of the lowest rates (rank gaps 1, 1, 2): ρ = 1 − 6·6/120 = 0.7 < 0.8
+    below = reorder({0.0: 0.1, 0.1: 0.2, 0.2: 0.0})
+    assert not below.passed and below.measured == pytest.approx(0.7)
 
 
 def test_claim_fig6_slope_and_calibration_flip():
     theory = np.array([1.0, 10.0, 100.0, 1000.0, 5.0])
     runs = pd.DataFrame(
-        {"lambda_theory": theory, "lambda_hat": 1.1 * theory, "excluded": [False] * 4 + [True]}
+        {"lambda_theory": theory, "lambda_hat": 0.8 * theory, "excluded": [False] * 4 + [True]}
     )
     runs.loc[4, "lambda_hat"] = np.nan  # an excluded run has no estimate
     outcomes = claims.claim_fig6(runs)
     assert outcomes["slope"].passed and outcomes["slope"].measured == pytest.approx(1.0)
-    assert "1 excluded" in outcomes["slope"].detail
+    assert outcomes["slope"].detail == "4 runs; 1 excluded"
     assert outcomes["calibration"].passed
-    runs["lambda_hat"] = 1e-3 * theory**1.5
+    assert outcomes["calibration"].measured == pytest.approx(-np.log10(0.8))
+    assert outcomes["calibration"].detail.startswith("λ̂/(ηp/4): median 0.80, range 0.80–0.80")
+    assert claims.tex_escape(outcomes["calibration"].detail)
+    # slope 1.24 passes, 1.26 fails (tolerance 0.25)
+    runs["lambda_hat"] = theory**1.24
+    assert claims.claim_fig6(runs)["slope"].passed
+    runs["lambda_hat"] = theory**1.26
+    assert not claims.claim_fig6(runs)["slope"].passed
+    # calibration: a factor 10**0.49 passes, 10**0.51 fails (half a decade)
+    runs["lambda_hat"] = theory * 10**0.49
+    assert claims.claim_fig6(runs)["calibration"].passed
+    runs["lambda_hat"] = theory * 10**0.51
+    outcome = claims.claim_fig6(runs)["calibration"]
+    assert not outcome.passed and outcome.measured == pytest.approx(0.51)
+
+
+def test_claim_fig6_fails_without_two_included_runs_and_counts_the_excluded():
+    runs = pd.DataFrame(
+        {"lambda_theory": [1.0, 10.0, 100.0], "lambda_hat": [0.9, np.nan, np.nan],
+         "excluded": [False, True, True]}
+    )  # fmt: skip
     outcomes = claims.claim_fig6(runs)
-    assert not outcomes["slope"].passed and not outcomes["calibration"].passed
+    for outcome in outcomes.values():
+        assert outcome.verdict == "FAIL" and math.isnan(outcome.measured)
+        assert "1 included, 2 excluded" in outcome.detail
+
+
+def test_claim_long_horizon_per_case_flips_at_one():
+    steps = np.arange(4)
+    frames = []
+    for case, data, final in (("linear_eta0.01", "synthetic", 0.02), ("mlp_tanh", "digits", 0.5)):
+        ratio = np.r_[np.nan, np.linspace(0.1, final, 3)]
+        frames.append(
+            pd.DataFrame(
+                {"case": case, "data": data, "lr": 0.01, "step": steps, "drift_ratio": ratio}
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    outcomes = claims.claim_long_horizon(table)
+    assert list(outcomes) == ["linear_eta0.01", "mlp_tanh"]
+    assert all(o.passed for o in outcomes.values())
+    assert outcomes["mlp_tanh"].measured == pytest.approx(0.5)
+    assert outcomes["mlp_tanh"].detail == "digits, η = 0.01, step 3"
+    assert outcomes["mlp_tanh"].dataset == "digits"
+    table.loc[table.index[-1], "drift_ratio"] = 1.01  # only the last step counts
+    moved = claims.claim_long_horizon(table)
+    assert not moved["mlp_tanh"].passed and moved["linear_eta0.01"].passed
+
+
+def test_not_applicable_rows_are_listed_and_neither_pass_nor_fail(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x": [1.0], "preset": "smoke", "dataset": "digits"}).to_parquet(path)
+    monkeypatch.setitem(claims.TABLES, "t", claims.Table(str(path), "rule_t"))
+    claim = claims.Claim(
+        "c",
+        "Fig. 5",
+        "facets",
+        ("t",),
+        lambda t: {"d1": claims.not_applicable("no dropout"), "d3": claims.at_least(0.9, 0.8)},
+    )
+    table = claims.evaluate_claims([claim])
+    assert list(table["verdict"]) == ["n/a", "pass"]
+    assert set(table["dataset"]) == {"digits"}
+    latex = claims.claims_latex(table)
+    assert r"\texttt{c.d1} & facets (d1) & -- & n/a & n/a\\" in latex
+    assert r"\@namedef{gmclaim@c.d1@verdict}{not applicable}" in claims.claims_macros(table)
+    assert claims.claims_text(table).endswith("1 passed, 0 failed, 1 not applicable")
+
+
+def test_strict_exit_ignores_not_applicable_rows(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"x": [1.0], "preset": "smoke"}).to_parquet(path)
+    monkeypatch.setitem(claims.TABLES, "t", claims.Table(str(path), "rule_t"))
+    verdicts = {"d1": claims.not_applicable("none"), "d3": claims.at_least(0.9, 0.8)}
+    claim = claims.Claim("c", "Fig. 5", "facets", ("t",), lambda t: dict(verdicts))
+    monkeypatch.setattr(claims, "CLAIMS", [claim])
+    args = argparse.Namespace(input=[], out=None, tex=None, macros=None, strict=True)
+    assert claims.command(args) == 0
+    verdicts["d3"] = claims.at_least(0.7, 0.8)
+    assert claims.command(args) == 3
+    assert "0 passed, 1 failed, 1 not applicable" in capsys.readouterr().out
