@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gradmatch.tracking import REDACTED, Tracker, is_secret_name, read_offline_run, resolve, scrub
@@ -203,3 +205,79 @@ def test_elastic_net_chunk_logs_offline_and_keeps_parquet_identical(wandb_env):
     assert run["summary"][f"{label}/lambda_hat_l2_adam"] == pytest.approx(
         offline.loc[0.1, "lambda_hat_l2_adam"]
     )
+
+
+def _disabled_and_offline(wandb_env, run_chunk) -> tuple[dict, Path]:
+    """Run one chunk with W&B disabled, then offline; parquet bytes of each table, run folder."""
+    from gradmatch import io as gm_io
+
+    written = {}
+    for mode in ("disabled", "offline"):
+        tables = run_chunk({"mode": mode, "project": "gm-test", "entity": None})
+        if not isinstance(tables, dict):
+            tables = {"table": tables}
+        written[mode] = {}
+        for name, frame in tables.items():
+            path = gm_io.write_parquet(frame, wandb_env / f"{mode}_{name}.parquet")
+            written[mode][name] = path.read_bytes()
+        if mode == "disabled":
+            assert not (wandb_env / "data" / "generated" / "wandb").exists()
+    assert written["disabled"] == written["offline"]  # byte-identical tables
+    (run_dir,) = (wandb_env / "data" / "generated" / "wandb" / "wandb").glob("offline-run-*")
+    return written["offline"], run_dir
+
+
+@pytest.mark.slow
+def test_dropout_chunk_logs_offline_and_keeps_parquet_byte_identical(wandb_env):
+    from gradmatch import config as config_lib
+    from gradmatch.experiments import dropout
+
+    section = {
+        "depths": [2], "widths": [4], "rates": [0.0, 0.5], "seeds": [1], "max_epochs": 2,
+        "fit_max_epochs": 1, "batch_size": 512,
+    }  # fmt: skip
+    globals_ = {"preset": "smoke", "dataset": "digits", "device": "cpu"}
+
+    def run_chunk(wandb):
+        settings = config_lib.build_settings(
+            dropout.Settings, section, {**globals_, "wandb": wandb}
+        )
+        return dropout.run(settings, chunk=0)
+
+    tables, run_dir = _disabled_and_offline(wandb_env, run_chunk)
+    label = "p=0.5_seed=1"
+    run = _read_when_finished(run_dir, expected_rows=2, summary_key=f"{label}/lambda_hat_lstsq")
+    assert run["config"]["members"] == ["p=0_seed=1", label]
+    assert (run["config"]["depth"], run["config"]["width"]) == (2, 4)
+    assert len(run["history"]) == 2 and f"{label}/val_loss" in run["history"][0]
+    frame = pd.read_parquet(io.BytesIO(tables["table"])).set_index("dropout_rate")
+    assert run["summary"][f"{label}/lambda_hat_lstsq"] == pytest.approx(
+        frame.loc[0.5, "lambda_hat_lstsq"]
+    )
+    assert "wandb" not in frame["settings"].iloc[0] and "gm-test" not in frame["settings"].iloc[0]
+
+
+@pytest.mark.slow
+def test_igr_chunk_logs_offline_and_keeps_parquet_byte_identical(wandb_env):
+    from gradmatch import config as config_lib
+    from gradmatch.experiments import igr
+
+    section = {
+        "widths": [4], "learning_rates": [1e-3, 0.5], "epochs": 2, "n_train": 128, "n_val": 32,
+        "n_test": 32, "probe_size": 64, "probe_steps": 1, "rk4_substeps": 1,
+        "min_train_accuracy": 0.0,
+    }  # fmt: skip
+    globals_ = {"preset": "smoke", "dataset": "digits", "device": "cpu"}
+
+    def run_chunk(wandb):
+        settings = config_lib.build_settings(igr.Settings, section, {**globals_, "wandb": wandb})
+        return igr.run(settings, chunk=0)
+
+    tables, run_dir = _disabled_and_offline(wandb_env, run_chunk)
+    label = "lr=0.5"
+    run = _read_when_finished(run_dir, expected_rows=2, summary_key=f"{label}/lambda_hat")
+    assert run["config"]["members"] == ["lr=0.001", label] and run["config"]["width"] == 4
+    assert len(run["history"]) == 2 and f"{label}/val_acc" in run["history"][1]
+    runs = pd.read_parquet(io.BytesIO(tables["runs"])).set_index("lr")
+    assert run["summary"][f"{label}/lambda_hat"] == pytest.approx(runs.loc[0.5, "lambda_hat"])
+    assert run["summary"][f"{label}/lambda_theory"] == pytest.approx(runs.loc[0.5, "lambda_theory"])

@@ -30,13 +30,14 @@ shared/reference/paper-experiments.md, Figure 5).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from gradmatch.config import settings_record
+from gradmatch.tracking import Tracker
 
 DATASETS = ("digits", "mnist")
 WEIGHTS = ("final", "best")
@@ -75,6 +76,7 @@ class Settings:
     dataset: str = "mnist"  # digits | mnist (filled from the global key)
     device: str = "auto"  # auto | cpu | cuda (filled from the global key)
     preset: str = "default"  # recorded in every row (filled from the global key)
+    wandb: dict | None = None  # W&B tracking (global key; gradmatch.tracking), never in tables
 
     def __post_init__(self) -> None:
         checks = {
@@ -146,8 +148,13 @@ def members(settings: Settings) -> pd.DataFrame:
 # ------------------------------------------------------------------ training
 
 
-def train_chunk(settings: Settings, depth: int, width: int, data: dict, grid: pd.DataFrame):
-    """Train every member of one (depth, width) at once; returns the trainer's TrainResult."""
+def train_chunk(
+    settings: Settings, depth: int, width: int, data: dict, grid: pd.DataFrame, on_epoch=None
+):
+    """Train every member of one (depth, width) at once; returns the trainer's TrainResult.
+
+    ``on_epoch(epoch, metrics)`` is passed to the trainer (per-member metrics, e.g. to W&B).
+    """
     from gradmatch.train import SGD, EarlyStopping, MLPSpec, train_batched
 
     X, y = data["train"]
@@ -179,6 +186,7 @@ def train_chunk(settings: Settings, depth: int, width: int, data: dict, grid: pd
         eval_data={"val": data["val"]},
         device=settings.device,
         desc=f"dropout depth {depth} width {width}",
+        on_epoch=on_epoch,
     )
 
 
@@ -305,12 +313,24 @@ def member_rows(settings: Settings, result, data: dict, grid: pd.DataFrame) -> p
 
 
 def run(settings: Settings, chunk: int) -> pd.DataFrame:
-    """Train and match the members of chunk ``chunk`` = one (depth, width); one row per member."""
+    """Train and match the members of chunk ``chunk`` = one (depth, width); one row per member.
+
+    With ``wandb`` tracking on, the chunk is one W&B run (group ``dropout``): the settings as
+    config, every member's per-epoch training metrics as ``p=<rate>_seed=<seed>/<metric>``, and
+    each member's estimates and losses in the summary. The table does not depend on it.
+    """
     depth, width = chunk_shape(settings, chunk)
     data = load_data(settings)
     grid = members(settings)
-    result = train_chunk(settings, depth, width, data, grid)
-    fitted = member_rows(settings, result, data, grid)
+    labels = [
+        f"p={rate:g}_seed={seed}"
+        for rate, seed in zip(grid["dropout_rate"], grid["seed"], strict=True)
+    ]
+    config = {**asdict(settings), "chunk": chunk, "depth": depth, "width": width, "members": labels}
+    with Tracker(settings.wandb, group="dropout", name=f"chunk-{chunk}", config=config) as tracker:
+        result = train_chunk(settings, depth, width, data, grid, tracker.member_logger(labels))
+        fitted = member_rows(settings, result, data, grid)
+        tracker.member_summary(fitted.to_dict("records"), labels)
     frame = pd.concat([grid, fitted], axis=1)
     frame.insert(0, "width", width)
     frame.insert(0, "depth", depth)

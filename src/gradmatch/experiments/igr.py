@@ -40,13 +40,14 @@ authors' choice).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
 from gradmatch.core import flows
+from gradmatch.tracking import Tracker
 from gradmatch.train.models import MLPSpec
 from gradmatch.train.optim import SGD
 from gradmatch.train.trainer import TrainResult, train_batched
@@ -82,6 +83,7 @@ class Settings:
     data_root: str = "data/raw/mnist"
     device: str = "auto"  # global key: auto | cpu | cuda
     preset: str = "default"  # global key, recorded in every row
+    wandb: dict | None = None  # W&B tracking (global key; gradmatch.tracking), never in tables
 
     def __post_init__(self) -> None:
         checks = {
@@ -191,11 +193,12 @@ def model_spec(settings: Settings, width: int, n_features: int) -> MLPSpec:
     )
 
 
-def train_width(settings: Settings, width: int, data: dict) -> TrainResult:
+def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> TrainResult:
     """All step sizes of one width as stacked members (same seed, per-member η), plain SGD.
 
     The best state of a member maximises the validation accuracy among epochs whose accuracy on
     the whole training subset is ≥ ``min_train_accuracy`` (other epochs score NaN, ineligible).
+    ``on_epoch(epoch, metrics)`` is passed to the trainer (per-member metrics, e.g. to W&B).
     """
     k = len(settings.learning_rates)
     x_train, y_train = data["train"]
@@ -221,6 +224,7 @@ def train_width(settings: Settings, width: int, data: dict) -> TrainResult:
         device=settings.device,
         dtype="float32",
         desc=f"igr width {width}",
+        on_epoch=on_epoch,
     )
 
 
@@ -382,7 +386,12 @@ def n_chunks(settings: Settings) -> int:
 
 
 def run(settings: Settings, chunk: int) -> dict[str, pd.DataFrame]:
-    """Train every step size of width ``widths[chunk]``, select, probe; tables runs and epochs."""
+    """Train every step size of width ``widths[chunk]``, select, probe; tables runs and epochs.
+
+    With ``wandb`` tracking on, the chunk is one W&B run (group ``igr``): the settings as config,
+    every step size's per-epoch metrics as ``lr=<η>/<metric>``, and each run's row (λ̂, ηp/4,
+    R_IG, accuracies, exclusion) in the summary. The tables do not depend on it.
+    """
     if not 0 <= chunk < n_chunks(settings):
         raise ValueError(
             f"igr: chunk {chunk} out of range; there are {n_chunks(settings)} (one per width "
@@ -390,9 +399,11 @@ def run(settings: Settings, chunk: int) -> dict[str, pd.DataFrame]:
         )
     width = settings.widths[chunk]
     data = split_data(settings)
-    torch.manual_seed(settings.seed)
-    result = train_width(settings, width, data)
-    return {
-        "runs": member_rows(settings, width, result, data),
-        "epochs": epoch_rows(settings, width, result),
-    }
+    labels = [f"lr={lr:g}" for lr in settings.learning_rates]
+    config = {**asdict(settings), "chunk": chunk, "width": width, "members": labels}
+    with Tracker(settings.wandb, group="igr", name=f"chunk-{chunk}", config=config) as tracker:
+        torch.manual_seed(settings.seed)
+        result = train_width(settings, width, data, tracker.member_logger(labels))
+        runs = member_rows(settings, width, result, data)
+        tracker.member_summary(runs.to_dict("records"), labels)
+    return {"runs": runs, "epochs": epoch_rows(settings, width, result)}
