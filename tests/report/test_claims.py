@@ -283,7 +283,10 @@ def test_claim_fig5_per_facet_reports_facets_without_dropout_as_not_applicable()
         assert "no dropout layer at depth 1" in outcomes[key].detail
     for key in ("d3_w128_lstsq", "d3_w128_adam"):
         assert outcomes[key].verdict == "pass" and outcomes[key].measured == pytest.approx(1.0)
-        assert outcomes[key].detail == "4 rates × 2 seeds"
+    assert outcomes["d3_w128_lstsq"].detail == "4 rates × 2 seeds"
+    frame["lambda_hat_adam"] = 0.25 * frame["lambda_hat_lstsq"]
+    adam = claims.claim_fig5(frame)["d3_w128_adam"]
+    assert adam.detail == "4 rates × 2 seeds; median λ̂_adam/λ̂_lstsq = 0.25"
     # break the trend at the largest rate: ρ of (0, .1, .2, .3) vs (1, 1.1, 1.2, 0) = 1 − 6·12/60
     frame.loc[(frame["depth"] == 3) & (frame["dropout_rate"] == 0.3), "lambda_hat_lstsq"] = 0.0
     flipped = claims.claim_fig5(frame)
@@ -382,7 +385,11 @@ def test_not_applicable_rows_are_listed_and_neither_pass_nor_fail(tmp_path, monk
     assert set(table["dataset"]) == {"digits"}
     latex = claims.claims_latex(table)
     assert r"\texttt{c.d1} & facets (d1) & -- & n/a & n/a\\" in latex
-    assert r"\@namedef{gmclaim@c.d1@verdict}{not applicable}" in claims.claims_macros(table)
+    macros = claims.claims_macros(table)
+    assert r"\@namedef{gmclaim@c.d1@verdict}{not applicable}" in macros
+    assert r"\@namedef{gmclaim@c@tally}{1 of 1 passed, 1 not applicable}" in macros
+    assert r"\@namedef{gmclaim@c@rows}{d1: -- (n/a); d3: 0.9 (pass)}" in macros
+    assert r"\@namedef{gmclaim@c@dataset}{digits}" in macros
     assert claims.claims_text(table).endswith("1 passed, 0 failed, 1 not applicable")
 
 

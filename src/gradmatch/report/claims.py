@@ -8,10 +8,12 @@ dropout layer) is reported as not applicable, never as a pass. A missing input t
 error that names the file and the rule to run.
 
 Outputs: ``data/generated/claims.parquet`` (one row per claim: ``claim_id``, ``figure``,
-``statement``, ``measured``, ``criterion``, ``passed``, ``verdict`` (pass | FAIL | n/a),
-``detail``, ``preset``, ``dataset``, ``source``) and
+``claim`` (the id without a facet suffix), ``statement``, ``measured``, ``criterion``,
+``passed``, ``verdict`` (pass | FAIL | n/a), ``detail``, ``preset``, ``dataset``, ``source``) and
 LaTeX fragments for the report: ``claims.tex`` (the table) and ``claims-macros.tex``
-(``\\claim{<id>}{measured|criterion|verdict}`` for the text).
+(``\\claim{<id>}{measured|criterion|verdict|detail|preset|dataset}`` for the text, and for a
+claim checked per facet ``\\claim{<claim>}{tally|rows|preset|dataset}``, whose facet names
+depend on the config).
 """
 
 from __future__ import annotations
@@ -344,6 +346,7 @@ def evaluate_claims(
             rows.append(
                 {
                     "claim_id": f"{claim.id}.{suffix}" if suffix else claim.id,
+                    "claim": claim.id,
                     "figure": claim.figure,
                     "statement": claim.statement + (f" ({suffix})" if suffix else ""),
                     "measured": float(outcome.measured),
@@ -484,6 +487,24 @@ def claims_macros(table: pd.DataFrame) -> str:
         r"{\PackageError{claims}{no claim '#1' field '#2' in claims-macros.tex}"
         r"{Rebuild with snakemake paper}}{\@nameuse{gmclaim@#1@#2}}}",
     ]
+    row_ids = set(table["claim_id"])
+    for claim_id, rows in table.groupby("claim", sort=False):
+        verdicts = rows["verdict"].value_counts()
+        applicable = int(verdicts.get("pass", 0) + verdicts.get("FAIL", 0))
+        tally = f"{verdicts.get('pass', 0)} of {applicable} passed"
+        if verdicts.get("n/a", 0):
+            tally += f", {verdicts['n/a']} not applicable"
+        listed = "; ".join(
+            f"{str(r.claim_id).removeprefix(claim_id + '.')}: "
+            f"{format_measured(r.measured, r.verdict)} ({r.verdict})"
+            for r in rows.itertuples(index=False)
+        )
+        fields = {"tally": tally, "rows": listed}
+        if claim_id not in row_ids:  # a single-row claim already has these under its own id
+            fields["preset"] = ",".join(sorted(set(rows["preset"])))
+            fields["dataset"] = ",".join(sorted(set(rows["dataset"])))
+        for field, value in fields.items():
+            lines.append(f"\\@namedef{{gmclaim@{claim_id}@{field}}}{{{tex_escape(value)}}}")
     for row in table.itertuples(index=False):
         fields = {
             "measured": tex_escape(format_measured(row.measured, row.verdict)),
@@ -833,6 +854,10 @@ def claim_fig5(dropout: pd.DataFrame) -> dict[str, Outcome]:
             seeds = facet["seed"].nunique() if "seed" in facet.columns else 1
             rates = facet["dropout_rate"].nunique()
             detail = f"{rates} rates × {seeds} seed{'s' if seeds != 1 else ''}"
+            if method != "lstsq" and "lambda_hat_lstsq" in facet.columns:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.median(facet[f"lambda_hat_{method}"] / facet["lambda_hat_lstsq"])
+                detail += f"; median λ̂_{method}/λ̂_lstsq = {ratio:.3g}"
             outcomes[key] = dataclasses.replace(outcome, detail=detail)
     return outcomes
 
