@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -50,22 +46,9 @@ TABLES = {
 FIGURES = ("fig1_ridge_stationarity", "fig2_sgd_vs_flow")
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [sys.executable, "-m", "snakemake", *args, "--configfile", "config/smoke.yaml"]
-    result = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("fig12")
-    for folder in ("workflow", "config"):
-        shutil.copytree(REPO / folder, workdir / folder)
-    _snakemake(workdir, "--cores", "2", "fig1", "fig2")
-    return workdir
+def smoke_run(smoke_workflow) -> Path:
+    return smoke_workflow("fig12", "fig1", "fig2")
 
 
 @pytest.mark.slow
@@ -90,10 +73,10 @@ def test_fig1_fig2_parquet_columns(smoke_run):
 
 
 @pytest.mark.slow
-def test_fig1_fig2_up_to_date_and_report_has_captions(smoke_run):
-    dry = _snakemake(smoke_run, "-n", "fig1", "fig2")
-    assert "Nothing to be done" in dry.stdout + dry.stderr
-    _snakemake(smoke_run, "fig1", "fig2", "--report", "report.html")
+def test_fig1_fig2_up_to_date_and_report_has_captions(smoke_run, run_snakemake):
+    smoke = ("--configfile", "config/smoke.yaml")
+    assert "Nothing to be done" in run_snakemake(smoke_run, "-n", "fig1", "fig2", *smoke)
+    run_snakemake(smoke_run, "fig1", "fig2", "--report", "report.html", *smoke)
     html = (smoke_run / "report.html").read_text()
     assert "stationarity condition behind gradient matching" in html
     assert "crameri" in html and "YlGnBu" in html

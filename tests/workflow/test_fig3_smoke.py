@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _snakemake(workdir: Path, *args: str) -> str:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
-        [*SNAKEMAKE, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=900
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-3000:]
-    return log
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("fig3")
-    for folder in ("workflow", "config"):
-        shutil.copytree(REPO / folder, workdir / folder)
-    _snakemake(workdir, "--cores", "2", "fig3", "--configfile", "config/smoke.yaml")
-    return workdir
+def smoke_run(smoke_workflow) -> Path:
+    return smoke_workflow("fig3", "fig3")
 
 
 @pytest.mark.slow
@@ -56,9 +37,9 @@ def test_fig3_smoke_writes_figure_and_summary(smoke_run):
 
 
 @pytest.mark.slow
-def test_elastic_net_chunk_requests_one_l40s_under_the_slurm_profile(tmp_path):
+def test_elastic_net_chunk_requests_one_l40s_under_the_slurm_profile(tmp_path, run_snakemake):
     shutil.copytree(REPO / "config", tmp_path / "config")
-    log = _snakemake(
+    log = run_snakemake(
         tmp_path, "-s", str(REPO / "workflow" / "Snakefile"), "-d", str(tmp_path),
         "--profile", str(REPO / "workflow" / "profiles" / "slurm"), "-n", "fig3",
     )  # fmt: skip

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,19 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("ols")
-    for folder in ("workflow", "config"):
-        shutil.copytree(REPO / folder, workdir / folder)
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", "fig4", "fig7",
-               "--configfile", "config/smoke.yaml"]  # fmt: skip
-    result = subprocess.run(
-        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    return workdir
+def smoke_run(smoke_workflow) -> Path:
+    return smoke_workflow("ols", "fig4", "fig7")
 
 
 @pytest.mark.slow

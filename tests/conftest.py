@@ -1,0 +1,63 @@
+"""Shared fixtures: run Snakemake on the smoke preset in a temporary copy of the workflow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = ("--configfile", "config/smoke.yaml")
+
+
+def _run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> str:
+    """Run `python -m snakemake ARGS` in ``workdir``; fail the test with the log tail on error."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.fixture(scope="session")
+def run_snakemake() -> Callable[..., str]:
+    """``run_snakemake(workdir, *args)`` runs Snakemake there and returns its output."""
+    return _run_snakemake
+
+
+@pytest.fixture(scope="session")
+def workflow_copy(tmp_path_factory) -> Callable[[str], Path]:
+    """``workflow_copy(name)``: a fresh folder holding copies of workflow/ and config/."""
+
+    def make(name: str) -> Path:
+        workdir = tmp_path_factory.mktemp(name)
+        for folder in ("workflow", "config"):
+            shutil.copytree(REPO / folder, workdir / folder)
+        return workdir
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def smoke_workflow(workflow_copy, run_snakemake) -> Callable[..., Path]:
+    """``smoke_workflow(name, *targets)``: build targets on the smoke preset in a fresh copy."""
+
+    def build(name: str, *targets: str) -> Path:
+        workdir = workflow_copy(name)
+        run_snakemake(workdir, "--cores", "2", *targets, *SMOKE)
+        return workdir
+
+    return build
