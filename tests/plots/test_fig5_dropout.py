@@ -34,7 +34,10 @@ def test_draw_builds_one_facet_per_depth_width():
     figure = fig5_dropout.draw({"members": members_table()})
     facets = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
     assert len(facets) == 4
-    assert "digits" in figure._suptitle.get_text()
+    assert (
+        figure._suptitle.get_text()
+        == "Implicit L2 penalty of dropout\ndigits, 3 seeds, preset default"
+    )
     titles = sorted(ax.get_title() for ax in facets)
     assert titles[0] == "depth 1, width 32\nno dropout layer\nSpearman ρ = 0.90"
     assert titles[2] == "depth 3, width 32\nSpearman ρ = 0.90"

@@ -96,8 +96,9 @@ def draw(tables: dict[str, pd.DataFrame]) -> Figure:
         fig.colorbar(mappable, ax=axes, label="Loss from fitting regularizer", shrink=0.8)
         dataset = members["dataset"].iloc[0]
         n_seeds = members["seed"].nunique()
+        # two lines: a single facet is narrower than the one-line title
         fig.suptitle(
-            f"Implicit L2 penalty of dropout ({dataset}, {n_seeds} seeds, "
-            f"preset {members['preset'].iloc[0]})"
+            f"Implicit L2 penalty of dropout\n{dataset}, {n_seeds} seed"
+            f"{'s' if n_seeds != 1 else ''}, preset {members['preset'].iloc[0]}"
         )
     return fig
