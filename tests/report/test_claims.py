@@ -384,7 +384,8 @@ def test_not_applicable_rows_are_listed_and_neither_pass_nor_fail(tmp_path, monk
     assert list(table["verdict"]) == ["n/a", "pass"]
     assert set(table["dataset"]) == {"digits"}
     latex = claims.claims_latex(table)
-    assert r"\texttt{c.d1} & facets (d1) & -- & n/a & n/a\\" in latex
+    assert r"\multicolumn{4}{@{}l}{\texttt{c.d1}}\\*" in latex
+    assert r"\quad facets (d1) & -- & n/a & n/a\\[2pt]" in latex
     macros = claims.claims_macros(table)
     assert r"\@namedef{gmclaim@c.d1@verdict}{not applicable}" in macros
     assert r"\@namedef{gmclaim@c@tally}{1 of 1 passed, 1 not applicable}" in macros
