@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yte
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -315,72 +314,3 @@ def test_slurm_profile_on_the_workflow(cluster, tmp_path):
     again = checked(snakemake(repo, *targets, "--configfile", "config/smoke.yaml", "-n"))
     assert "Nothing to be done" in again, f"targets {targets} are not complete:\n{again[-3000:]}"
     assert list((repo / "figures").glob("*.pdf")), "no figure PDF was written"
-
-
-STANDIN_RULE = """
-rule {name}:
-    output:
-        "standin/{name}.txt",
-    threads: 1
-    resources:
-        gpu=1,
-        runtime=5,
-        mem_mb=200,
-    shell:
-        "(printenv CUDA_VISIBLE_DEVICES || echo none) > {{output}}"
-"""
-STANDIN_TAIL = """
-rule cpu_standin:
-    output:
-        "standin/cpu.txt",
-    resources:
-        runtime=5,
-        mem_mb=200,
-    shell:
-        "echo cpu > {{output}}"
-
-
-rule plot_standin:
-    input:
-        {inputs},
-    output:
-        "figures/standin.txt",
-    shell:
-        "cat {{input}} > {{output}}"
-
-
-localrules:
-    plot_standin,
-"""
-
-
-def test_slurm_profile_maps_gpu_rules_not_yet_in_the_workflow(cluster, tmp_path):
-    """The profile names GPU rules before they land: a stand-in workflow checks those."""
-    with (ROOT / PROFILE).open() as handle:
-        mapped = set(yte.process_yaml(handle, require_use_yte=True)["set-resources"])
-    present = set(
-        re.findall(r"^(\w+)$", checked(snakemake(ROOT, "--list-rules", limit=120)), flags=re.M)
-    )
-    absent = sorted(mapped - present)
-    if not absent:
-        pytest.skip("every GPU rule the profile maps exists; the workflow test covers them")
-    repo = tmp_path / "standin"
-    for path in (PROFILE, Path("workflow/profiles/default/config.yaml"), Path("slurm")):
-        source, target = ROOT / path, repo / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            target.symlink_to(os.readlink(source))
-        else:
-            shutil.copy2(source, target)
-    set_site_account(repo)
-    (repo / "config").mkdir()
-    (repo / "config/standin.yaml").write_text("standin: true\n")
-    outputs = [f"standin/{name}.txt" for name in absent] + ["standin/cpu.txt"]
-    snakefile = "".join(STANDIN_RULE.format(name=name) for name in absent)
-    snakefile += STANDIN_TAIL.format(inputs=", ".join(f'"{path}"' for path in outputs))
-    (repo / "workflow/Snakefile").write_text(snakefile)
-
-    run_and_check(repo, ["figures/standin.txt"], set(absent), "config/standin.yaml")
-    for name in absent:
-        seen = (repo / f"standin/{name}.txt").read_text().strip()
-        assert re.fullmatch(r"\d+(,\d+)*", seen), f"{name}: no GPU in CUDA_VISIBLE_DEVICES ({seen})"

@@ -212,6 +212,11 @@ def test_every_gpu_rule_is_mapped_by_the_slurm_profile(rules):
     assert not local_gpu, f"GPU rules must not be local rules: {local_gpu}"
 
 
+def test_the_slurm_profile_maps_only_gpu_rules_of_the_workflow(rules):
+    stale = sorted(set(profile_gpu_rules()) - {name for name, rule in rules.items() if rule["gpu"]})
+    assert not stale, f"workflow/profiles/slurm/config.yaml maps {stale}: no such GPU rule"
+
+
 def test_slurm_dry_run_sends_gpu_rules_to_one_l40s(rules, slurm_dry_run):
     output, jobs = slurm_dry_run
     assert "Using profiles slurm and workflow specific profile workflow/profiles/default" in output
