@@ -246,6 +246,24 @@ def test_same_seeds_give_identical_weights_and_dropout_runs():
     assert [type(m).__name__ for m in build_mlp(after_last, dropout=0.2)].count("Dropout") == 2
 
 
+def test_member_with_dropout_does_not_depend_on_the_other_members_of_its_job():
+    X = torch.randn(64, 5, generator=torch.Generator().manual_seed(12))
+    y = torch.randn(64, generator=torch.Generator().manual_seed(13))
+    spec = MLPSpec(5, (16, 16), 1)
+
+    def train(seeds, rates):
+        kwargs = dict(epochs=3, batch_size=16, device="cpu", progress=False)
+        return train_batched(spec, seeds, X, y, dropout=rates, **kwargs)
+
+    alone = train([7], [0.3])
+    with_one = train([7, 8], [0.3, 0.5])
+    with_two = train([9, 7, 8], [0.1, 0.3, 0.5])
+    member_alone = alone.parameters(0)
+    assert _max_difference(with_one.parameters(0), member_alone) == 0.0
+    assert _max_difference(with_two.parameters(1), member_alone) == 0.0
+    assert _max_difference(with_one.parameters(1), member_alone) > 1e-3  # a real difference
+
+
 def test_bad_inputs_name_the_argument():
     X = torch.randn(10, 5)
     y = torch.randn(10)

@@ -142,12 +142,13 @@ def stacked_forward(
     x: torch.Tensor,
     *,
     dropout: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Outputs (K, B, out_features) of all K members on x (K, B, in) or shared x (B, in).
 
-    ``dropout`` (K,) per-member rates switch on training-mode dropout (masks drawn from
-    ``generator``); ``None`` is evaluation mode.
+    ``dropout`` (K,) per-member rates switch on training-mode dropout; ``None`` is evaluation
+    mode. Masks come from ``generator``: one generator for all members, or a sequence of K, one
+    per member, so that a member's masks do not depend on the other members.
     """
     act = _FUNCTIONAL[spec.activation]
     layers = _split_layers(spec, params)
@@ -160,10 +161,20 @@ def stacked_forward(
     return _linear(h, weight, bias)
 
 
-def _dropout(h: torch.Tensor, rates: torch.Tensor, generator: torch.Generator | None):
+def _dropout(h: torch.Tensor, rates: torch.Tensor, generator):
     """Inverted dropout with member k's rate pₖ: h ⊙ Bernoulli(1 − pₖ) / (1 − pₖ)."""
     keep = (1.0 - rates).to(h.dtype).view(-1, 1, 1)
-    uniform = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
+    if isinstance(generator, Sequence):
+        if len(generator) != h.shape[0]:
+            raise ValueError(f"generator: give one per member ({h.shape[0]}), got {len(generator)}")
+        uniform = torch.stack(
+            [
+                torch.rand(h.shape[1:], generator=g, device=h.device, dtype=h.dtype)
+                for g in generator
+            ]
+        )
+    else:
+        uniform = torch.rand(h.shape, generator=generator, device=h.device, dtype=h.dtype)
     return h * (uniform < keep).to(h.dtype) / keep
 
 

@@ -16,8 +16,9 @@ alone in a plain PyTorch loop (without dropout), because
   ``G_k = torch.Generator().manual_seed(data_seeds[k])`` (``data_seeds`` defaults to ``seeds``),
   cut into consecutive batches (the last partial batch dropped when ``drop_last``);
 - its optimiser update is ``torch.optim``'s formula (see :mod:`gradmatch.train.optim`).
-Dropout masks come from one generator per job (``dropout_seed``), so they also depend on the
-other members of the job. Same inputs → identical weights on CPU.
+Dropout masks of member k come from its own generator, seeded ``dropout_seeds[k]`` (default
+``seeds[k] + DROPOUT_SEED_OFFSET``), so a member's masks, like its data order, do not depend on
+which other members share the job (tested). Same inputs → identical weights on CPU.
 
 A stopped member is frozen by a mask (weights and optimiser state stop changing) until every
 member has stopped or ``epochs`` is reached. After each epoch the metrics below are computed for
@@ -70,6 +71,8 @@ from gradmatch.train.models import MLPSpec, init_stacked, load_member, stacked_f
 from gradmatch.train.optim import SGD, Adam
 
 LOSSES = ("mse", "cross_entropy")
+# member k's dropout generator is seeded seeds[k] + this, a stream apart from its data order
+DROPOUT_SEED_OFFSET = 1_000_003
 Metrics = dict[str, torch.Tensor]
 
 
@@ -262,7 +265,7 @@ def train_batched(
     eval_data: Mapping[str, tuple] | None = None,
     select: Callable[[Metrics], torch.Tensor] | None = None,
     data_seeds: Sequence[int] | None = None,
-    dropout_seed: int | None = None,
+    dropout_seeds: Sequence[int] | None = None,
     eval_batch_size: int = 8192,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "float32",
@@ -300,7 +303,7 @@ def train_batched(
         penalty,
         rates,
         device,
-        dropout_seed if dropout_seed is not None else seeds[0],
+        _dropout_seeds(dropout_seeds, seeds),
     )
     orders = _Orders(data_seeds or seeds, train.n, batch_size, shuffle, drop_last, device)
     if data_seeds is not None and len(data_seeds) != k:
@@ -354,12 +357,12 @@ def _require(metrics: Metrics, key: str, what: str) -> None:
 class _Loop:
     """The per-step work: forward, loss + penalty, one backward, masked optimiser step."""
 
-    def __init__(self, spec, params, loss, optimizer, penalty, rates, device, dropout_seed):
+    def __init__(self, spec, params, loss, optimizer, penalty, rates, device, dropout_seeds):
         self.spec, self.params, self.loss = spec, params, loss
         self.optimizer, self.penalty = optimizer, penalty
         self.rates = rates.to(device=device, dtype=params[0].dtype)
         self.use_dropout = bool((rates > 0).any()) and any(spec.dropout_layers())
-        self.generator = torch.Generator(device=device).manual_seed(int(dropout_seed))
+        self.generators = [torch.Generator(device=device).manual_seed(s) for s in dropout_seeds]
 
     def train_epoch(self, orders: _Orders, data: _Data, active, epoch: int) -> Metrics:
         lr = self.optimizer.set_epoch(epoch)
@@ -378,13 +381,23 @@ class _Loop:
     def _step(self, X, y, mask):
         dropout = self.rates if self.use_dropout else None
         outputs = stacked_forward(
-            self.spec, self.params, X, dropout=dropout, generator=self.generator
+            self.spec, self.params, X, dropout=dropout, generator=self.generators
         )
         data_loss = member_loss(outputs, y, self.loss)
         objective = data_loss if self.penalty is None else data_loss + self.penalty(self.params)
         grads = torch.autograd.grad(objective.sum(), self.params)
         self.optimizer.step(grads, mask)
         return data_loss, objective
+
+
+def _dropout_seeds(dropout_seeds: Sequence[int] | None, seeds: tuple[int, ...]) -> list[int]:
+    if dropout_seeds is None:
+        return [seed + DROPOUT_SEED_OFFSET for seed in seeds]
+    if len(dropout_seeds) != len(seeds):
+        raise ValueError(
+            f"dropout_seeds: give one per member ({len(seeds)}), got {len(dropout_seeds)}"
+        )
+    return [int(seed) for seed in dropout_seeds]
 
 
 def _numpy(metrics: Metrics) -> dict[str, np.ndarray]:
