@@ -279,10 +279,7 @@ def gradient_flow(
     batch_size: int | None = None,
 ) -> torch.Tensor:
     """θ(T) of the gradient flow dθ/dt = −∇L(θ) from θ(0) = ``theta``, RK4 (float64 tensor)."""
-    loss = _check_loss(loss)
-    start = _flat_tensor(model, theta)
-    field = _flow_field(model, loss, X, y, batch_size, None)
-    return start.double() + rk4(field, start, time, substeps)
+    return _integrate(model, loss, X, y, time, theta, substeps, batch_size, None)
 
 
 def modified_flow(
@@ -298,9 +295,14 @@ def modified_flow(
     batch_size: int | None = None,
 ) -> torch.Tensor:
     """θ(T) of the modified flow dθ/dt = −∇L − (η/2)H∇L with η = ``lr``, RK4 (float64)."""
+    return _integrate(model, loss, X, y, time, theta, substeps, batch_size, float(lr))
+
+
+def _integrate(model, loss, X, y, time, theta, substeps, batch_size, lr) -> torch.Tensor:
+    """RK4 of the gradient flow (``lr`` None) or of the modified flow with step ``lr``."""
     loss = _check_loss(loss)
     start = _flat_tensor(model, theta)
-    field = _flow_field(model, loss, X, y, batch_size, float(lr))
+    field = _flow_field(model, loss, X, y, batch_size, lr)
     return start.double() + rk4(field, start, time, substeps)
 
 
