@@ -32,7 +32,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "wandb-export": ("gradmatch.report.wandb_export", "export W&B runs to parquet"),
     "tex-fragments": ("gradmatch.report.tex_fragments", "write the report's LaTeX settings"),
     "build-paper": ("gradmatch.report.build_paper", "build paper/main.pdf with latexmk"),
-    "download-mnist": ("gradmatch.report.download_mnist", "fetch MNIST from mirrors, verify SHA-256"),
+    "download-mnist": ("gradmatch.report.download_mnist", "fetch MNIST, verify its SHA-256"),
 }
 
 
@@ -50,7 +50,8 @@ def _discover(subpackage: str, prefix: str) -> dict[str, tuple[str, str]]:
         if subpackage == "plots" and not info.name.startswith("fig"):
             continue
         command = prefix + info.name.replace("_", "-")
-        found[command] = (f"gradmatch.{subpackage}.{info.name}", _summary(folder / f"{info.name}.py"))
+        summary = _summary(folder / f"{info.name}.py")
+        found[command] = (f"gradmatch.{subpackage}.{info.name}", summary)
     return found
 
 
@@ -95,7 +96,9 @@ def _add_analysis_parser(sub, name: str, summary: str) -> None:
     parser.add_argument("--globals", help="global keys (preset, device, dataset, wandb) as JSON")
     parser.add_argument("--chunk", type=int, help="index of the chunk to run (chunked analyses)")
     parser.add_argument(
-        "--out", action="append", required=True,
+        "--out",
+        action="append",
+        required=True,
         help="output parquet: PATH for one table, or NAME=PATH for each table of a multi-table run",
     )
     parser.set_defaults(handler=_run_analysis, target=name)
