@@ -1,4 +1,4 @@
-"""`snakemake --lint` and snakefmt on the workflow, from the repository root."""
+"""`snakemake --lint`, snakefmt and ruff on the repository, from its root."""
 
 from __future__ import annotations
 
@@ -53,3 +53,15 @@ def test_snakefmt_leaves_the_workflow_unchanged():
         if result.returncode != 0:
             unformatted.append(str(path.relative_to(ROOT)))
     assert not unformatted, f"run `snakefmt {' '.join(unformatted)}`"
+
+
+def test_ruff_check_and_format_are_clean():
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{result.stdout[-3000:]}"
