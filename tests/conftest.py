@@ -61,3 +61,16 @@ def smoke_workflow(workflow_copy, run_snakemake) -> Callable[..., Path]:
         return workdir
 
     return build
+
+
+def _assert_figure(workdir: Path, stem: str) -> None:
+    """figures/<stem>.pdf and .png exist, start with their format's magic and are not tiny."""
+    for suffix, magic in ((".pdf", b"%PDF"), (".png", b"\x89PNG")):
+        data = (workdir / "figures" / f"{stem}{suffix}").read_bytes()
+        assert data.startswith(magic) and len(data) > 5000, f"{stem}{suffix}"
+
+
+@pytest.fixture(scope="session")
+def assert_figure() -> Callable[[Path, str], None]:
+    """``assert_figure(workdir, stem)``: the figure's PDF and PNG were written and look real."""
+    return _assert_figure

@@ -7,8 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def smoke_run(smoke_workflow) -> Path:
@@ -17,10 +15,8 @@ def smoke_run(smoke_workflow) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stem", ["fig6_igr", "figS_igr_long_horizon"])
-def test_smoke_writes_both_figures(smoke_run, stem):
-    for suffix, magic in ((".pdf", b"%PDF"), (".png", b"\x89PNG")):
-        data = (smoke_run / "figures" / f"{stem}{suffix}").read_bytes()
-        assert data.startswith(magic) and len(data) > 5000
+def test_smoke_writes_both_figures(smoke_run, stem, assert_figure):
+    assert_figure(smoke_run, stem)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 TABLES = {
     "ridge_stationarity_curves": ["curve", "theta", "value", "penalty_strength", "preset"],
     "ridge_stationarity_points": [

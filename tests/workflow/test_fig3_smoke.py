@@ -18,10 +18,8 @@ def smoke_run(smoke_workflow) -> Path:
 
 
 @pytest.mark.slow
-def test_fig3_smoke_writes_figure_and_summary(smoke_run):
-    for suffix, magic in ((".pdf", b"%PDF"), (".png", b"\x89PNG")):
-        data = (smoke_run / "figures" / f"fig3_elastic_net_recovery{suffix}").read_bytes()
-        assert data.startswith(magic) and len(data) > 5000
+def test_fig3_smoke_writes_figure_and_summary(smoke_run, assert_figure):
+    assert_figure(smoke_run, "fig3_elastic_net_recovery")
     generated = smoke_run / "data" / "generated" / "elastic_net"
     assert sorted(p.name for p in generated.glob("chunk_*.parquet")) == [
         "chunk_0.parquet",
