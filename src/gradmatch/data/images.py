@@ -16,11 +16,12 @@ SPLITS = ("train", "test")
 
 
 def load_images(
-    name: str, split: str, root: str | os.PathLike = "data/raw/mnist"
+    name: str, split: str, root: str | os.PathLike | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(X float32 (n, d) in [0, 1], y int64 (n,)) of data set ``name`` and ``split``.
 
-    ``root`` is the folder holding the MNIST IDX files (unused for digits).
+    ``root`` is the folder holding the MNIST IDX files (required for mnist, unused for digits;
+    the workflow passes its MNIST folder as the setting ``mnist_dir``).
     """
     if name not in DATASETS:
         raise ValueError(
@@ -35,6 +36,11 @@ def load_images(
         return torch.from_numpy(pixels), torch.from_numpy(labels)
     from gradmatch.data.mnist import load_mnist
 
+    if root is None:
+        raise ValueError(
+            "dataset mnist needs the folder of its IDX files: set mnist_dir (the workflow "
+            "fills it), or use dataset: digits offline"
+        )
     images, labels = load_mnist(split, root)
     X = torch.from_numpy(images.astype("float32") / 255.0)
     return X, torch.from_numpy(labels.astype("int64"))

@@ -21,10 +21,14 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
+from pydantic import Field, model_validator
+
 from gradmatch.io import atomic_path
+from gradmatch.settings import Settings
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -57,6 +61,34 @@ DEFAULT_MIRRORS: tuple[str, ...] = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's mirror
     "http://yann.lecun.com/exdb/mnist/",  # the original page
 )
+
+
+
+class DownloadSettings(Settings):
+    """The config section ``mnist``: where ``gradmatch download-mnist`` fetches the four
+    gzipped IDX files from, and the SHA-256 sums they must have (used with dataset: mnist)."""
+
+    mirrors: tuple[str, ...] = Field(
+        DEFAULT_MIRRORS,
+        min_length=1,
+        description="URL folders tried in order, each holding the four .gz files "
+        "(http, https or file://)",
+    )
+    checksums: dict[str, Annotated[str, Field(pattern="^[0-9a-f]{64}$")]] = Field(
+        default_factory=lambda: dict(SHA256),
+        description="SHA-256 (64 hex digits) of each of the four .gz files, by file name",
+    )
+    timeout_s: float = Field(60.0, gt=0, description="seconds to wait for a mirror")
+
+    @model_validator(mode="after")
+    def _all_files(self):
+        if set(self.checksums) != set(SHA256):
+            raise ValueError(
+                f"checksums must name exactly the files {sorted(SHA256)}; "
+                f"got {sorted(self.checksums)}"
+            )
+        return self
+
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
@@ -133,9 +165,7 @@ def _locate(root: Path, stem: str) -> Path:
     )
 
 
-def load_mnist(
-    split: str, root: str | os.PathLike = "data/raw/mnist"
-) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(split: str, root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, 784) uint8 and labels (n,) uint8 of the MNIST ``split`` under ``root``."""
     if split not in FILES:
         raise ValueError(f"MNIST split {split!r} unknown; choose one of {sorted(FILES)}")
@@ -199,7 +229,7 @@ def _fetch_verified(
 
 
 def download_mnist(
-    dest: str | os.PathLike = "data/raw/mnist",
+    dest: str | os.PathLike,
     mirrors: Iterable[str] = DEFAULT_MIRRORS,
     checksums: Mapping[str, str] | None = None,
     *,

@@ -15,41 +15,74 @@ Values: paper Appendix H.1 and the authors' ``make_tradeoff_vis_1d`` (n = 20, σ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
+
+from gradmatch import settings as base
+from gradmatch.tables import Table, columns
+
+COMMON = columns(
+    ("penalty_strength", "float64", "λ of R(θ) = λθ²"),
+    ("preset", "str", "scale preset"),
+)
+TABLES = {
+    "curves": Table(
+        columns(
+            ("curve", "str", "mse | penalty | total"),
+            ("theta", "float64", "θ on the grid"),
+            ("value", "float64", "the curve at θ"),
+        )
+        + COMMON,
+        key=("curve", "theta"),
+    ),
+    "points": Table(
+        columns(
+            ("minimum", "str", "ols | penalty | ridge"),
+            ("curve", "str", "the curve it minimises"),
+            ("theta", "float64", "the minimiser"),
+            ("value", "float64", "the curve at the minimiser"),
+        )
+        + COMMON,
+        key=("minimum",),
+    ),
+    "arrows": Table(
+        columns(
+            ("arrow", "str", "grad_penalty (∇R) | grad_mse (∇L)"),
+            ("curve", "str", "the curve the tangent touches"),
+            ("theta", "float64", "θ_ridge"),
+            ("value", "float64", "the curve at θ_ridge"),
+            ("slope", "float64", "the derivative at θ_ridge"),
+        )
+        + COMMON,
+        key=("arrow",),
+    ),
+}
+RESOURCES = base.Resources(runtime=5, mem_mb=1000)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(base.Settings):
     """Every value of Figure 1; defaults are the paper's."""
 
-    n_samples: int = 20  # number of (x, y) points
-    noise_std: float = 1.8  # σ of the Gaussian noise ε
-    theta_true: float = 2.0  # slope of the data-generating line
-    penalty_strength: float = 0.8  # λ in R(θ) = λθ²
-    seed: int = 42  # numpy default_rng seed; x is drawn first, then ε
-    theta_min: float = -0.5  # left end of the θ grid of the curves
-    theta_max: float = 3.5  # right end of the θ grid
-    grid_points: int = 600  # number of θ values on the grid
-    preset: str = "default"  # recorded in every table (filled from the global key)
+    n_samples: int = Field(20, ge=2, description="number of (x, y) points")
+    noise_std: float = Field(1.8, ge=0, description="σ of the Gaussian noise ε")
+    theta_true: float = Field(2.0, description="slope of the data-generating line")
+    penalty_strength: float = Field(
+        0.8, gt=0, description="λ in R(θ) = λθ² (> 0, so the ridge minimum differs from OLS)"
+    )
+    seed: int = Field(42, ge=0, description="numpy default_rng seed; x is drawn first, then ε")
+    theta_min: float = Field(-0.5, description="left end of the θ grid of the curves")
+    theta_max: float = Field(3.5, description="right end of the θ grid (> theta_min)")
+    grid_points: int = Field(600, ge=2, description="number of θ values on the grid")
+    preset: base.Preset = "default"
 
-    def __post_init__(self) -> None:
-        if self.n_samples < 2:
-            raise ValueError(f"ridge_stationarity.n_samples must be >= 2, got {self.n_samples}")
-        if self.noise_std < 0:
-            raise ValueError(f"ridge_stationarity.noise_std must be >= 0, got {self.noise_std}")
-        if self.penalty_strength <= 0:
+    @model_validator(mode="after")
+    def _grid(self):
+        if not self.theta_min < self.theta_max:
             raise ValueError(
-                "ridge_stationarity.penalty_strength (λ) must be > 0 so that the ridge minimum "
-                f"differs from OLS, got {self.penalty_strength}"
+                f"theta_min ({self.theta_min}) must be < theta_max ({self.theta_max})"
             )
-        if self.grid_points < 2 or not self.theta_min < self.theta_max:
-            raise ValueError(
-                "ridge_stationarity needs grid_points >= 2 and theta_min < theta_max, got "
-                f"{self.grid_points}, [{self.theta_min}, {self.theta_max}]"
-            )
+        return self
 
 
 def sample_data(settings: Settings) -> tuple[np.ndarray, np.ndarray]:
@@ -145,4 +178,4 @@ def run(settings: Settings) -> dict[str, pd.DataFrame]:
     for frame in tables.values():
         frame["penalty_strength"] = settings.penalty_strength
         frame["preset"] = settings.preset
-    return tables
+    return {name: TABLES[name].frame(frame) for name, frame in tables.items()}

@@ -20,19 +20,21 @@ from pathlib import Path
 
 from gradmatch import config as config_lib
 from gradmatch import io
+from gradmatch.settings import WORKFLOW_KEYS
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 # Tools that are neither an analysis nor a figure: name -> (module, one-line help).
 # Each module defines add_arguments(parser) and command(args) -> int.
 TOOLS: dict[str, tuple[str, str]] = {
-    "aggregate": ("gradmatch.report.aggregate", "concatenate chunk tables into one summary"),
-    "check-config": ("gradmatch.report.check_config", "validate a config file against the schema"),
+    "aggregate": ("gradmatch.cli.aggregate", "concatenate chunk tables into one summary"),
+    "check-config": ("gradmatch.cli.check_config", "validate a config file; print it resolved"),
+    "schema": ("gradmatch.cli.schema", "print the JSON schema of a config file"),
     "claims": ("gradmatch.report.claims", "check the paper's claims against the parquet tables"),
     "wandb-export": ("gradmatch.report.wandb_export", "export W&B runs to parquet"),
     "tex-fragments": ("gradmatch.report.tex_fragments", "write the report's LaTeX settings"),
     "build-paper": ("gradmatch.report.build_paper", "build paper/main.pdf with latexmk"),
-    "download-mnist": ("gradmatch.report.download_mnist", "fetch MNIST, verify its SHA-256"),
+    "download-mnist": ("gradmatch.cli.download_mnist", "fetch MNIST, verify its SHA-256"),
 }
 
 
@@ -92,8 +94,9 @@ def _add_analysis_parser(sub, name: str, summary: str) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--settings", help="the config section as a JSON object")
     source.add_argument("--configfile", help="read the section from this YAML preset instead")
-    parser.add_argument("--section", help="config section name (with --configfile)")
-    parser.add_argument("--globals", help="global keys (preset, device, dataset, wandb) as JSON")
+    parser.add_argument(
+        "--globals", help="global keys (preset, device, ...) and workflow paths (mnist_dir) as JSON"
+    )
     parser.add_argument("--chunk", type=int, help="index of the chunk to run (chunked analyses)")
     parser.add_argument(
         "--out",
@@ -112,21 +115,17 @@ def _add_figure_parser(sub, name: str, summary: str) -> None:
     parser.set_defaults(handler=_draw_figure, target=name)
 
 
-def _settings_from_args(module, args) -> object:
+def _settings_from_args(section: str, args) -> object:
+    """The section's Settings by the one config rule (``gradmatch.config``): the file or the
+    ``--settings`` JSON overlays the Settings defaults; ``--globals`` sets top-level keys."""
     if args.configfile:
-        loaded = config_lib.load_yaml(args.configfile)
-        section_name = args.section or module.__name__.rsplit(".", 1)[1]
-        if section_name not in loaded:
-            raise config_lib.ConfigError(
-                f"{args.configfile}: no section '{section_name}'; sections: {sorted(loaded)}"
-            )
-        section = loaded[section_name]
-        globals_ = {key: loaded[key] for key in config_lib.GLOBAL_KEYS if key in loaded}
+        config = config_lib.load_yaml(args.configfile)
     else:
-        section = _json_arg(args.settings, "--settings")
-        globals_ = {}
-    globals_.update(_json_arg(args.globals, "--globals"))
-    return config_lib.build_settings(module.Settings, section, globals_)
+        config = {section: _json_arg(args.settings, "--settings")}
+    globals_ = _json_arg(args.globals, "--globals")
+    workflow_values = {key: globals_.pop(key) for key in WORKFLOW_KEYS if key in globals_}
+    config.update(globals_)
+    return config_lib.section_settings(config, section, **workflow_values)
 
 
 def _write_outputs(result, outs: list[str], target: str) -> None:
@@ -145,8 +144,9 @@ def _write_outputs(result, outs: list[str], target: str) -> None:
 
 
 def _run_analysis(args) -> int:
-    module = importlib.import_module(analyses()[args.target][0])
-    settings = _settings_from_args(module, args)
+    module_name = analyses()[args.target][0]
+    module = importlib.import_module(module_name)
+    settings = _settings_from_args(module_name.rsplit(".", 1)[1], args)
     kwargs = {}
     if args.chunk is not None:
         if "chunk" not in inspect.signature(module.run).parameters:

@@ -1,0 +1,166 @@
+"""Typed settings: the one owner of every default, bound and description (no torch here).
+
+Each analysis module of :mod:`gradmatch.experiments` opens with ``class Settings(settings.Settings)``
+whose field defaults are the paper's values. A config file (``config/*.yaml``) is an overlay: a
+section lists only what differs from those defaults. Pydantic owns the defaults, the validation
+(one message naming the key) and the JSON schema (``gradmatch schema``), all from the same class.
+
+Blocks that several analyses share are models of their own, so one option has one name
+everywhere:
+
+- :class:`EarlyStopping` (``max_epochs``, ``patience``, ``min_delta``) — for full-batch gradient
+  descent an epoch is one step;
+- :class:`AdamFit`, the authors' gradient-matching fit by Adam, which maps onto
+  :class:`gradmatch.core.estimators.AdamOptions`;
+- :class:`OLSProblem`, the seed-56 regression problem of Figures 4 and 7, a *global* block: the
+  top-level config key ``ols_problem`` fills the field of that name in every OLS analysis.
+
+Global keys (:data:`GLOBAL_KEYS`: ``preset``, ``device``, ``dataset``, ``wandb``,
+``ols_problem``) live at the top of a config file and fill the field of the same name in every
+Settings class that declares one. ``mnist_dir`` is filled by the workflow, which owns paths.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Block(BaseModel):
+    """Base of every settings model: frozen, unknown keys rejected, no NaN or infinity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Settings(Block):
+    """Base of an analysis's Settings. ``record()`` is the JSON kept in tables (no W&B keys)."""
+
+    def record(self) -> dict[str, Any]:
+        """The settings as plain data, without :data:`UNRECORDED_FIELDS` (side channels)."""
+        return self.model_dump(mode="json", exclude=set(UNRECORDED_FIELDS))
+
+
+# ---- global keys --------------------------------------------------------------------------------
+
+Preset = Annotated[
+    Literal["smoke", "default", "paper"],
+    Field(description="the name of the scale preset (recorded in every table)"),
+]
+Device = Annotated[
+    Literal["auto", "cpu", "cuda"],
+    Field(description="where training runs: auto (CUDA when present) | cpu | cuda"),
+]
+Dataset = Annotated[
+    Literal["digits", "mnist"],
+    Field(description="image data of Figures 5 and 6: digits (bundled, offline) | mnist"),
+]
+MnistDir = Annotated[
+    str | None,
+    Field(description="folder of the MNIST IDX files; filled by the workflow (its path table)"),
+]
+
+
+class Wandb(Block):
+    """W&B tracking (gradmatch.tracking); never changes a table."""
+
+    mode: Literal["disabled", "offline", "online"] = Field(
+        "disabled", description="disabled | offline (under data/generated/wandb/) | online"
+    )
+    project: str | None = Field(None, description="W&B project (default: $WANDB_PROJECT)")
+    entity: str | None = Field(None, description="W&B entity (default: $WANDB_ENTITY)")
+
+
+class OLSProblem(Block):
+    """The OLS problem of Figures 4 and 7 (paper H.3; authors' ``linear_regression_ols``).
+
+    X ~ N(0, I_p) with n rows, β = beta_scale · N(0, I_p), ε ~ N(0, σ²) drawn in that order from
+    ``torch.Generator().manual_seed(seed)``; gradient descent θ_{t+1} = θ_t + εXᵀ(y − Xθ_t)/n
+    from θ_0 = 0 with step ε = ``step_size``. σ is each analysis's own setting.
+    """
+
+    seed: int = Field(56, ge=0, description="torch.Generator seed of the DGP (X, then β, then ε)")
+    n_samples: int = Field(1000, ge=1, description="n, rows of X")
+    n_features: int = Field(10, ge=1, description="p, columns of X")
+    beta_scale: float = Field(3.0, gt=0, description="β = beta_scale · N(0, I)")
+    step_size: float = Field(0.01, gt=0, description="ε of gradient descent on (1/2n)‖y − Xθ‖²")
+
+
+GLOBAL_BLOCKS: dict[str, Any] = {
+    "preset": (Preset, "default"),
+    "device": (Device, "auto"),
+    "dataset": (Dataset, "digits"),
+    "wandb": (Wandb, Wandb()),
+    "ols_problem": (OLSProblem, OLSProblem()),
+}
+GLOBAL_KEYS = tuple(GLOBAL_BLOCKS)
+# keys the workflow fills (paths); a config file may not set them
+WORKFLOW_KEYS = ("mnist_dir",)
+# settings that steer side channels, not results: never recorded in a table
+UNRECORDED_FIELDS = ("wandb",)
+
+
+# ---- shared blocks inside sections --------------------------------------------------------------
+
+
+class EarlyStopping(Block):
+    """Lightning-style early stopping: stop after ``patience`` epochs without an improvement
+    larger than ``min_delta`` of the monitored loss, or at ``max_epochs``."""
+
+    max_epochs: int = Field(ge=1, description="epochs at most (full-batch GD: steps)")
+    patience: int = Field(ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(0.0, ge=0, description="improvement that resets the patience count")
+
+
+class AdamFit(Block):
+    """The authors' gradient-matching fit by Adam on log-parametrised coefficients.
+
+    Options map one to one onto :class:`gradmatch.core.estimators.AdamOptions`; ``batch_size``
+    (rows per minibatch target, the stochastic fit of Figs. 3 and 5) and ``init`` (starting value
+    of every scale coefficient) are read by the analysis that builds the targets.
+    """
+
+    lr: float = Field(1e-2, gt=0, description="Adam learning rate")
+    max_epochs: int = Field(1000, ge=1, description="epochs at most")
+    patience: int = Field(50, ge=1, description="early-stopping patience on the fit loss")
+    min_delta: float = Field(0.0, ge=0, description="improvement that resets the patience count")
+    plateau_factor: float | None = Field(
+        None, gt=0, lt=1, description="ReduceLROnPlateau factor (null: constant learning rate)"
+    )
+    plateau_patience: int = Field(10, ge=1, description="ReduceLROnPlateau patience")
+    init: float | None = Field(
+        None, gt=0, description="starting value of each scale coefficient (null: the family's)"
+    )
+    init_log_std: float = Field(0.0, ge=0, description="noise σ on log λ at the start")
+    batch_size: int | None = Field(
+        None, ge=1, description="rows per minibatch target (null: the full-data target)"
+    )
+
+    def options(self, **overrides: Any):
+        """The :class:`~gradmatch.core.estimators.AdamOptions` of this block (``init``,
+        ``seed``, ``device``, ``progress`` given by the caller where they apply)."""
+        from gradmatch.core.estimators import AdamOptions
+
+        values = {
+            "lr": self.lr,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "plateau_factor": self.plateau_factor,
+            "plateau_patience": self.plateau_patience,
+            "init_log_std": self.init_log_std,
+        }
+        values.update(overrides)
+        return AdamOptions(**values)
+
+
+class Resources(Block):
+    """What one job of an analysis asks the scheduler for (the workflow's ``resources:``).
+
+    ``gpu`` jobs go to GPU nodes under the slurm profile; ``runtime`` is in minutes.
+    """
+
+    gpu: int = Field(0, ge=0, description="GPUs per job (1: a training job)")
+    threads: int = Field(1, ge=1, description="CPU threads per job")
+    runtime: int = Field(10, ge=1, description="wall-clock minutes per job")
+    mem_mb: int = Field(1000, ge=1, description="memory per job, MB")
