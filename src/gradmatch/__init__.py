@@ -8,8 +8,11 @@ The public names are re-exported lazily (PEP 562), so ``import gradmatch`` does 
     fit = gradmatch.match_gradients(gradmatch.ElasticNet(beta=1e-3), theta, target)
     fit.params, fit.residual_ratio
 
-Modules: ``gradmatch.regularizers``, ``gradmatch.estimators``, ``gradmatch.theory`` and
-``gradmatch.flows`` (aliases of ``gradmatch.core.*``).
+The names live in ``gradmatch.core``: :mod:`~gradmatch.core.regularizers` (families),
+:mod:`~gradmatch.core.estimators` (gradient matching), :mod:`~gradmatch.core.autodiff`
+(parameters, loss gradients, Hessian-vector products), :mod:`~gradmatch.core.flows` (RK4
+gradient and modified flows) and :mod:`~gradmatch.core.igr` (paper Eq. 6); import those
+modules directly for everything else (``from gradmatch.core.theory import ...``).
 """
 
 from __future__ import annotations
@@ -30,20 +33,22 @@ _EXPORTS = {
     "Fit": "gradmatch.core.estimators",
     "match_gradients": "gradmatch.core.estimators",
     "match_trajectory": "gradmatch.core.estimators",
-    "loss_gradient": "gradmatch.core.flows",
-    "flat_parameters": "gradmatch.core.flows",
-    "estimate_igr": "gradmatch.core.flows",
+    "loss_gradient": "gradmatch.core.autodiff",
+    "flat_parameters": "gradmatch.core.autodiff",
+    "gradient": "gradmatch.core.autodiff",
+    "hessian_vector_product": "gradmatch.core.autodiff",
+    "gradient_flow": "gradmatch.core.flows",
+    "modified_flow": "gradmatch.core.flows",
+    "IGRFit": "gradmatch.core.igr",
+    "estimate_igr": "gradmatch.core.igr",
 }
-_MODULES = ("regularizers", "estimators", "theory", "flows")
 
-__all__ = sorted(_EXPORTS) + list(_MODULES)
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _MODULES:
-        value = importlib.import_module(f"gradmatch.{name}")
     else:
         raise AttributeError(f"module 'gradmatch' has no attribute {name!r}")
     globals()[name] = value

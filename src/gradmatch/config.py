@@ -146,11 +146,26 @@ def build_settings(
     fields = settings_cls.model_fields
     values = {key: value for key, value in (globals_ or {}).items() if key in fields}
     values.update(section)
+    values = _overlay_blocks(settings_cls, values)
     _MODELS_BY_TITLE[settings_cls.__name__] = settings_cls
     try:
         return settings_cls.model_validate(values)
     except ValidationError as error:
         raise ConfigError(_describe(error, name)) from None
+
+
+def _overlay_blocks(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """Nested blocks overlay too: a partial mapping for a block field keeps the block's other
+    defaults (``early_stopping: {max_epochs: 3}`` changes only max_epochs)."""
+    merged = dict(values)
+    for key, value in values.items():
+        field = model.model_fields.get(key)
+        default = getattr(field, "default", None)
+        if isinstance(value, dict) and isinstance(default, BaseModel):
+            base = default.model_dump()
+            nested = type(default)
+            merged[key] = _overlay_blocks(nested, {**base, **value})
+    return merged
 
 
 def _globals_model() -> type[Block]:
@@ -166,8 +181,8 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             f"unknown config key(s) {unknown} at the top level; allowed keys: "
             f"{sorted(GLOBAL_KEYS)} and the sections {sorted(known_sections)}"
         )
-    globals_ = {key: config[key] for key in GLOBAL_KEYS if key in config}
     model = _globals_model()
+    globals_ = _overlay_blocks(model, {key: config[key] for key in GLOBAL_KEYS if key in config})
     _MODELS_BY_TITLE[model.__name__] = model
     try:
         parsed = model.model_validate(globals_)

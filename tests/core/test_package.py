@@ -1,4 +1,4 @@
-"""The package face: lazy top-level exports, module aliases, no torch at import."""
+"""The package face: lazy top-level exports of gradmatch.core, no aliases, no torch at import."""
 
 import subprocess
 import sys
@@ -10,8 +10,9 @@ import gradmatch
 
 def test_import_gradmatch_and_numpy_modules_do_not_import_torch():
     code = (
-        "import sys, gradmatch, gradmatch.config, gradmatch.regularizers, gradmatch.theory, "
-        "gradmatch.estimators; gradmatch.Ridge; gradmatch.match_gradients; "
+        "import sys, gradmatch, gradmatch.config, gradmatch.core.regularizers, "
+        "gradmatch.core.theory, gradmatch.core.estimators; gradmatch.Ridge; "
+        "gradmatch.match_gradients; "
         "print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -19,17 +20,22 @@ def test_import_gradmatch_and_numpy_modules_do_not_import_torch():
     assert result.stdout.strip() == "False"
 
 
-def test_module_aliases_are_the_core_modules():
-    import gradmatch.core.flows
-    import gradmatch.core.regularizers
-    import gradmatch.core.theory
-    import gradmatch.flows
-    import gradmatch.regularizers
-    import gradmatch.theory
+def test_there_are_no_alias_modules():
+    import importlib
 
-    assert gradmatch.regularizers is gradmatch.core.regularizers
-    assert gradmatch.theory is gradmatch.core.theory
-    assert gradmatch.flows is gradmatch.core.flows
+    for name in ("estimators", "flows", "regularizers", "theory"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"gradmatch.{name}")
+
+
+def test_top_level_names_are_the_core_objects():
+    from gradmatch.core import autodiff, estimators, flows, igr, regularizers
+
+    assert gradmatch.Ridge is regularizers.Ridge
+    assert gradmatch.match_gradients is estimators.match_gradients
+    assert gradmatch.loss_gradient is autodiff.loss_gradient
+    assert gradmatch.gradient_flow is flows.gradient_flow
+    assert gradmatch.estimate_igr is igr.estimate_igr
 
 
 @pytest.mark.parametrize("name", gradmatch.__all__)

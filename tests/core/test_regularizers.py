@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradmatch.regularizers import (
+from gradmatch.core.regularizers import (
     DiagQuadratic,
     ElasticNet,
     GradNormSquared,

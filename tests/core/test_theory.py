@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gradmatch import DiagQuadratic, SymQuadratic, match_gradients
-from gradmatch.theory import (
+from gradmatch.core.theory import (
     early_stopping_penalty,
     gradient_descent_path,
     linear_mse_target,

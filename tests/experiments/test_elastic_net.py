@@ -9,7 +9,7 @@ import torch
 
 from gradmatch import io
 from gradmatch.core.estimators import match_gradients
-from gradmatch.core.flows import flat_parameters, loss_gradient
+from gradmatch.core.autodiff import flat_parameters, loss_gradient
 from gradmatch.core.regularizers import ElasticNet
 from gradmatch.experiments import elastic_net
 from gradmatch.train import Adam, ElasticNetPenalty, MLPSpec, train_batched

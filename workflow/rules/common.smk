@@ -1,41 +1,89 @@
-# Config lookups shared by every rules file. No science here: the package does the work.
+# Everything the workflow owns: paths, the figure table, and lookups into the package.
+# No science here; the package does the work. Every output path is built by a function below.
 import json
+from pathlib import Path
 
-from gradmatch.config import GLOBAL_KEYS
+import yaml
+
+from gradmatch import config as gm_config
+from gradmatch import experiments
+from gradmatch.data.mnist import SHA256 as MNIST_SHA256
+
+# the resolved config (every default filled in) replaces the overlay that was read, so that
+# rules and report captions see every key (gradmatch.config.resolve; validation errors stop here)
+config.update(gm_config.resolve(config))
 
 GENERATED = "data/generated"
-# figure target name -> list of files; each rules file registers the figures it draws
-FIGURE_TARGETS = {}
+LOGS = "data/logs"
+FIGURE_DIR = "figures"
+MNIST_DIR = "data/raw/mnist"
+PAPER_GENERATED = "paper/generated"
+FIGURES = yaml.safe_load(Path("workflow/figures.yaml").read_text())
+ANALYSES = experiments.names()
 
 
-def section_json(section):
-    """The config section of one analysis, as the JSON the CLI's --settings takes."""
-    return json.dumps(config[section], sort_keys=True)
+def table_path(table_id):
+    """``<analysis>.<table>`` -> the parquet file of that table."""
+    analysis, _, table = table_id.partition(".")
+    if analysis not in ANALYSES or table not in experiments.module(analysis).TABLES:
+        raise ValueError(f"workflow: no table {table_id!r} (figure table or claims)")
+    return f"{GENERATED}/{analysis}/{table}.parquet"
 
 
-def globals_json():
-    """The global keys (preset, device, dataset, wandb), as the JSON the CLI's --globals takes."""
-    return json.dumps({key: config[key] for key in GLOBAL_KEYS}, sort_keys=True)
+def chunk_table_path(analysis, table):
+    """One chunk's part of a chunked analysis's table (``{chunk}`` left as a wildcard)."""
+    return f"{GENERATED}/{analysis}/chunks/{table}_{{chunk}}.parquet"
 
 
-def figure_files(stem):
+def analysis_tables(analysis):
+    """The table names of one analysis (its TABLES declaration)."""
+    return list(experiments.module(analysis).TABLES)
+
+
+def analysis_settings(analysis):
+    """The Settings of one analysis under this config, MNIST folder filled in."""
+    return gm_config.section_settings(config, analysis, mnist_dir=MNIST_DIR)
+
+
+def settings_json(analysis):
+    """The resolved section, as the JSON the CLI's --settings takes."""
+    return json.dumps(config[analysis], sort_keys=True)
+
+
+def globals_json(analysis):
+    """Only the global keys this analysis's Settings declares (so that, e.g., switching the
+    device reruns only the rules that use one), plus the MNIST folder where it reads MNIST."""
+    fields = type(analysis_settings(analysis)).model_fields
+    chosen = {key: config[key] for key in gm_config.GLOBAL_KEYS if key in fields}
+    if "mnist_dir" in fields:
+        chosen["mnist_dir"] = MNIST_DIR
+    return json.dumps(chosen, sort_keys=True)
+
+
+def mnist_files():
+    return [f"{MNIST_DIR}/{name}" for name in sorted(MNIST_SHA256)]
+
+
+def mnist_inputs(analysis):
+    """The downloaded MNIST files, when this analysis reads MNIST under this config."""
+    settings = analysis_settings(analysis)
+    return mnist_files() if getattr(settings, "dataset", None) == "mnist" else []
+
+
+def out_flags(paths):
+    """The CLI's --out NAME=PATH flags."""
+    return " ".join(f"--out {name}={path}" for name, path in sorted(paths.items()))
+
+
+def figure_files(figure):
     """The PDF and PNG of one figure."""
-    return [f"figures/{stem}.pdf", f"figures/{stem}.png"]
+    return {ext: f"{FIGURE_DIR}/{figure}.{ext}" for ext in ("pdf", "png")}
 
 
-def all_figures():
-    """Every registered figure file, for the `figures` target."""
-    return [path for name in sorted(FIGURE_TARGETS) for path in FIGURE_TARGETS[name]]
+def all_figure_files():
+    return [path for figure in FIGURES for path in figure_files(figure).values()]
 
 
-def out_flags(tables):
-    """The CLI's --out NAME=PATH flags for a multi-table analysis."""
-    return " ".join(f"--out {name}={path}" for name, path in sorted(tables.items()))
-
-
-def figure_pdfs():
-    """Target name -> the figure's PDF, as seen from paper/ (where latexmk runs)."""
-    return {
-        name: f"../{next(path for path in files if path.endswith('.pdf'))}"
-        for name, files in sorted(FIGURE_TARGETS.items())
-    }
+def figure_inputs(figure):
+    """Plot input name -> parquet path, from the figure table."""
+    return {name: table_path(table) for name, table in FIGURES[figure]["inputs"].items()}

@@ -1,15 +1,6 @@
 # Data: the checksummed MNIST download (a local rule: compute nodes often have no internet).
-# Used only with dataset: mnist (the paper preset); digits ships with scikit-learn.
-import os
-
-from gradmatch.data.mnist import SHA256 as MNIST_SHA256
-
-MNIST_DIR = "data/raw/mnist"
-MNIST_FILES = [f"{MNIST_DIR}/{name}" for name in sorted(MNIST_SHA256)]
-
-
-# the downloaded files are inputs of the training rules only when the config asks for MNIST
-MNIST_INPUTS = MNIST_FILES if config["dataset"] == "mnist" else []
+# Its files are inputs of the analyses that read MNIST, only under dataset: mnist (the paper
+# preset); digits ships with scikit-learn.
 
 
 localrules:
@@ -18,12 +9,12 @@ localrules:
 
 rule download_mnist:
     output:
-        MNIST_FILES,
+        mnist_files(),
     log:
-        "data/logs/download_mnist.log",
+        f"{LOGS}/data/download_mnist.log",
     params:
-        settings=lambda wildcards: section_json("mnist"),
-        dest=lambda wildcards, output: os.path.dirname(output[0]),
+        settings=json.dumps(config["mnist"], sort_keys=True),
+        dest=MNIST_DIR,
     shell:
         "gradmatch download-mnist --settings {params.settings:q} "
         "--dest {params.dest:q} > {log:q} 2>&1"

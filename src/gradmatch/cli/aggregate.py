@@ -1,12 +1,15 @@
-"""Concatenate the chunk tables of one analysis into one summary table, checking they agree."""
+"""``gradmatch aggregate ANALYSIS --input TABLE=CHUNK ... --out TABLE=PATH``: concatenate the
+chunk tables of a chunked analysis into one table each, checked against the analysis's table
+declaration and sorted by its key."""
 
 from __future__ import annotations
 
 import argparse
+from collections import defaultdict
 
 import pandas as pd
 
-from gradmatch import io
+from gradmatch import experiments, io
 
 
 def concatenate(frames: list[pd.DataFrame], sort_by: list[str] | None = None) -> pd.DataFrame:
@@ -26,12 +29,38 @@ def concatenate(frames: list[pd.DataFrame], sort_by: list[str] | None = None) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", help="chunk parquet files")
-    parser.add_argument("--out", required=True, help="summary parquet path")
-    parser.add_argument("--sort-by", nargs="*", default=None, help="columns to sort rows by")
+    parser.add_argument("analysis", help="the chunked analysis (a gradmatch.experiments module)")
+    parser.add_argument(
+        "--input", action="append", default=[], help="TABLE=PATH of one chunk's table"
+    )
+    parser.add_argument("--out", action="append", default=[], help="TABLE=PATH of the result")
+
+
+def _pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
+    pairs = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"aggregate: {flag} takes TABLE=PATH, got {value!r}")
+        pairs.append((name, path))
+    return pairs
 
 
 def command(args: argparse.Namespace) -> int:
-    frames = [io.read_parquet(path) for path in args.inputs]
-    io.write_parquet(concatenate(frames, args.sort_by), args.out)
+    declared = experiments.module(args.analysis).TABLES
+    inputs: dict[str, list[str]] = defaultdict(list)
+    for name, path in _pairs(args.input, "--input"):
+        inputs[name].append(path)
+    outs = dict(_pairs(args.out, "--out"))
+    if set(outs) != set(declared) or set(inputs) != set(declared):
+        raise ValueError(
+            f"aggregate {args.analysis}: tables {sorted(declared)}; --out named {sorted(outs)}, "
+            f"--input named {sorted(inputs)}"
+        )
+    for name, path in outs.items():
+        table = declared[name]
+        frames = [io.read_parquet(chunk) for chunk in inputs[name]]
+        for chunk, frame in zip(inputs[name], frames, strict=True):
+            table.check(frame, chunk)
+        io.write_parquet(concatenate(frames, list(table.key)), path)
     return 0

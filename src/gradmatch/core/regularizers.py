@@ -269,7 +269,7 @@ class GradNormSquared(Family):
     ``names = ("lambda",)``. For gradient descent with step η the analytic value is λ = ηp/4
     (Barrett & Dherin; paper H.5). The design column (2/p)·H∇L needs the loss: build the family
     with ``model, loss, X, y`` (then :meth:`design` evaluates H∇L at any θ by double backprop,
-    see :func:`gradmatch.flows.hessian_gradient`), or pass ``hessian_gradient=`` to
+    see :func:`gradmatch.core.autodiff.hessian_gradient`), or pass ``hessian_gradient=`` to
     :meth:`design` directly.
     """
 
@@ -285,9 +285,9 @@ class GradNormSquared(Family):
                 "GradNormSquared.design needs H∇L: build GradNormSquared(model, loss, X, y) "
                 "or pass hessian_gradient= to design()"
             )
-        from gradmatch.core import flows
+        from gradmatch.core import autodiff
 
-        _, hessian_gradient = flows.hessian_gradient(
+        _, hessian_gradient = autodiff.hessian_gradient(
             self.model, self.loss, self.X, self.y, theta=theta
         )
         return hessian_gradient.detach().cpu().double().numpy()
@@ -306,8 +306,8 @@ class GradNormSquared(Family):
     def penalty(self, theta: Any, params: dict[str, Any]) -> float:
         if self.model is None:
             raise ValueError("GradNormSquared.penalty needs GradNormSquared(model, loss, X, y)")
-        from gradmatch.core import flows
+        from gradmatch.core import autodiff
 
-        gradient = flows.gradient(self.model, self.loss, self.X, self.y, theta=theta)
+        gradient = autodiff.gradient(self.model, self.loss, self.X, self.y, theta=theta)
         vector = gradient.detach().cpu().double().numpy()
         return float(params["lambda"] * np.sum(vector**2) / vector.size)

@@ -200,7 +200,7 @@ def minibatch_targets(model, X: torch.Tensor, y: torch.Tensor, batch_size: int, 
     partial batch kept). When one batch holds all rows, every epoch has the same single target,
     computed once.
     """
-    from gradmatch.core.flows import loss_gradient
+    from gradmatch.core.autodiff import loss_gradient
 
     n = len(y)
     if batch_size >= n:
@@ -220,7 +220,7 @@ def minibatch_targets(model, X: torch.Tensor, y: torch.Tensor, batch_size: int, 
 def match_member(settings: Settings, model, X: torch.Tensor, y: torch.Tensor, seed: int) -> dict:
     """λ̂ of the ridge family for one network (eval mode), by lstsq, nnls and the Adam fit."""
     from gradmatch.core.estimators import AdamOptions, match_gradients
-    from gradmatch.core.flows import flat_parameters, loss_gradient
+    from gradmatch.core.autodiff import flat_parameters, loss_gradient
     from gradmatch.core.regularizers import Ridge
 
     model.eval()

@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gradmatch.core.estimators import AdamOptions, match_gradients
-from gradmatch.core.flows import flat_parameters, loss_gradient
+from gradmatch.core.autodiff import flat_parameters, loss_gradient
 from gradmatch.core.regularizers import ElasticNet
 from gradmatch.tracking import Tracker
 from gradmatch.train import (

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from gradmatch import io
+from gradmatch.core.stats import spearman
 
 GENERATED = Path("data") / "generated"
 
@@ -97,15 +98,6 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
         )
     if frame.empty:
         raise ValueError(f"{what}: the table has no rows")
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
-    ranks_x = pd.Series(np.asarray(x, dtype=float)).rank(method="average").to_numpy()
-    ranks_y = pd.Series(np.asarray(y, dtype=float)).rank(method="average").to_numpy()
-    if ranks_x.size < 2 or np.ptp(ranks_x) == 0 or np.ptp(ranks_y) == 0:
-        return math.nan
-    return float(np.corrcoef(ranks_x, ranks_y)[0, 1])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Write the LaTeX fragments of the reproduction report: config values and figure files.
 
 ``paper/generated/settings.tex`` defines ``\\setting{<section>.<key>}`` for every leaf of the
-workflow config (lists joined by commas) and ``\\figurefile{<target>}`` for every registered
-figure, so the report never types a number or a path by hand. An unknown name stops LaTeX with
+resolved workflow config (lists joined by commas), ``\\figurefile{<figure>}`` and
+``\\figuretitle{<figure>}`` for every figure of the workflow's figure table, and
+``\\allfigures``, which applies ``\\do`` to each figure name in table order (the report's
+figure list), so the report never types a number, a path or a figure list by hand. An unknown name stops LaTeX with
 an error that names it.
 """
 
@@ -55,8 +57,13 @@ _LOOKUP = (
 )
 
 
-def settings_tex(config: Mapping[str, Any], figures: Mapping[str, str]) -> str:
-    """The fragment text: ``\\setting`` for each config leaf, ``\\figurefile`` for each figure."""
+def settings_tex(
+    config: Mapping[str, Any],
+    figures: Mapping[str, str],
+    titles: Mapping[str, str] | None = None,
+) -> str:
+    """The fragment text: ``\\setting`` for each config leaf; ``\\figurefile``,
+    ``\\figuretitle`` and the ``\\allfigures`` list for the figures, in the given order."""
     # credentials never reach the report, whatever the config holds
     from gradmatch.tracking import scrub
 
@@ -65,14 +72,19 @@ def settings_tex(config: Mapping[str, Any], figures: Mapping[str, str]) -> str:
         r"\makeatletter",
         _LOOKUP.format(macro="setting"),
         _LOOKUP.format(macro="figurefile"),
+        _LOOKUP.format(macro="figuretitle"),
     ]
     for name, value in sorted(flatten(scrub(dict(config))).items()):
         lines.append(f"\\@namedef{{gmsetting@{name}}}{{{tex_escape(format_value(value))}}}")
-    for name, path in sorted(figures.items()):
+    titles = dict(titles or {})
+    for name, path in figures.items():
         if not str(path).endswith(".pdf"):
             raise ValueError(f"tex-fragments: figure {name!r} must be a .pdf, got {path!r}")
         lines.append(f"\\@namedef{{gmfigurefile@{name}}}{{{Path(path).as_posix()}}}")
-    lines += [r"\makeatother", ""]
+        title = tex_escape(titles.get(name, name))
+        lines.append(f"\\@namedef{{gmfiguretitle@{name}}}{{{title}}}")
+    listed = "".join(f"\\do{{{name}}}" for name in figures)
+    lines += [f"\\def\\allfigures{{{listed}}}", r"\makeatother", ""]
     return "\n".join(lines)
 
 
@@ -82,7 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--figure",
         action="append",
         default=[],
-        help="NAME=PATH.pdf of one figure (path relative to the .tex file's folder)",
+        help="NAME=PATH.pdf of one figure (path relative to the .tex file's folder), in order",
+    )
+    parser.add_argument(
+        "--title", action="append", default=[], help="NAME=TITLE of one figure, for the report"
     )
     parser.add_argument("--out", required=True, help="output .tex path")
 
@@ -92,12 +107,21 @@ def command(args: argparse.Namespace) -> int:
         config = json.loads(args.config)
     except json.JSONDecodeError as error:
         raise ValueError(f"tex-fragments: --config is not valid JSON ({error})") from error
-    figures = {}
-    for pair in args.figure:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"tex-fragments: --figure takes NAME=PATH, got {pair!r}")
-        figures[name] = path
+    figures = _pairs(args.figure, "--figure")
+    titles = _pairs(args.title, "--title")
+    unknown = sorted(set(titles) - set(figures))
+    if unknown:
+        raise ValueError(f"tex-fragments: --title for {unknown}, which have no --figure")
     with io.atomic_path(args.out) as tmp:
-        tmp.write_text(settings_tex(config, figures))
+        tmp.write_text(settings_tex(config, figures, titles))
     return 0
+
+
+def _pairs(values: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for pair in values:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"tex-fragments: {flag} takes NAME=VALUE, got {pair!r}")
+        pairs[name] = value
+    return pairs

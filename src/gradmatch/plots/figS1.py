@@ -1,4 +1,4 @@
-"""Figure S (Appendix I): drift of gradient descent from the original and the modified flow.
+"""Figure S1 (Appendix I): drift of gradient descent from the original and the modified flow.
 
 (a) ‖θ_k^GD − θ_flow(kη)‖ (solid) and ‖θ_k^GD − θ_modified(kη)‖ (dashed) against time t = kη,
 log y, one colour per case; (b) their ratio modified/original against time, log y, with the
@@ -27,13 +27,13 @@ def _label(group: pd.DataFrame) -> str:
 
 def draw(tables: dict[str, pd.DataFrame]):
     """Panels (a) drift and (b) ratio from the ``drift`` table of ``igr_long_horizon``."""
-    style.require_columns(tables, {"drift": COLUMNS}, "figS_igr_long_horizon")
+    style.require_columns(tables, {"drift": COLUMNS}, "figS1")
     drift = tables["drift"]
     drift = drift[drift["step"] > 0]
     positive = (drift["drift_original"] > 0) & (drift["drift_modified"] > 0)
     if drift.empty or not positive.any():
         raise ValueError(
-            "figS_igr_long_horizon: no step k > 0 with positive drifts; raise "
+            "figS1: no step k > 0 with positive drifts; raise "
             "igr_long_horizon.synthetic_steps or mlp_steps"
         )
     drift = drift[positive]

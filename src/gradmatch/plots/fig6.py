@@ -37,7 +37,7 @@ def _included(runs: pd.DataFrame) -> pd.DataFrame:
     kept = kept[np.isfinite(kept["lambda_hat"]) & (kept["lambda_hat"] > 0)]
     if kept.empty:
         raise ValueError(
-            f"fig6_igr: none of the {len(runs)} runs has a positive λ̂ (all excluded or failed); "
+            f"fig6: none of the {len(runs)} runs has a positive λ̂ (all excluded or failed); "
             "train longer (igr.epochs) or lower igr.min_train_accuracy"
         )
     return kept
@@ -99,7 +99,7 @@ def _panel_theory(ax, kept, norm) -> None:
 
 def draw(tables: dict[str, pd.DataFrame]):
     """The 1×3 figure from the aggregated ``runs`` table of :mod:`gradmatch.experiments.igr`."""
-    style.require_columns(tables, {"runs": COLUMNS}, "fig6_igr")
+    style.require_columns(tables, {"runs": COLUMNS}, "fig6")
     runs = tables["runs"]
     kept = _included(runs)
     norm = LogNorm(

@@ -1,0 +1,88 @@
+# One rule per analysis of gradmatch.experiments, generated from the package: its tables
+# (TABLES), its resources (RESOURCES) and, for a chunked analysis (one that defines n_chunks),
+# one job per chunk plus a local aggregate rule. Adding an analysis module adds its rules.
+for analysis in ANALYSES:
+    experiment = experiments.module(analysis)
+    command = analysis.replace("_", "-")
+    resources_ = experiment.RESOURCES
+    tables = analysis_tables(analysis)
+    if experiments.is_chunked(analysis):
+        chunk_outputs = {table: chunk_table_path(analysis, table) for table in tables}
+        n_chunks = experiments.chunk_count(analysis, analysis_settings(analysis))
+
+        rule:
+            name:
+                f"{analysis}_chunk"
+            input:
+                mnist_inputs(analysis),
+            output:
+                **chunk_outputs,
+            log:
+                f"{LOGS}/{analysis}/chunk_{{chunk}}.log",
+            wildcard_constraints:
+                chunk=r"\d+",
+            threads: resources_.threads
+            resources:
+                gpu=resources_.gpu,
+                runtime=resources_.runtime,
+                mem_mb=resources_.mem_mb,
+            params:
+                settings=settings_json(analysis),
+                globals=globals_json(analysis),
+                outs=out_flags(chunk_outputs),
+                command=command,
+            shell:
+                "gradmatch {params.command} --settings {params.settings:q} "
+                "--globals {params.globals:q} --chunk {wildcards.chunk} {params.outs} "
+                "> {log:q} 2>&1"
+
+        rule:
+            name:
+                f"aggregate_{analysis}"
+            localrule: True
+            input:
+                **{
+                    table: expand(path, chunk=range(n_chunks))
+                    for table, path in chunk_outputs.items()
+                },
+            output:
+                **{table: table_path(f"{analysis}.{table}") for table in tables},
+            log:
+                f"{LOGS}/{analysis}/aggregate.log",
+            params:
+                analysis=analysis,
+                inputs=lambda wildcards, input: " ".join(
+                    f"--input {table}={path}"
+                    for table in input.keys()
+                    for path in input[table]
+                ),
+                outs=lambda wildcards, output: out_flags(dict(output.items())),
+            shell:
+                "gradmatch aggregate {params.analysis} {params.inputs} {params.outs} "
+                "> {log:q} 2>&1"
+
+    else:
+        outputs = {table: table_path(f"{analysis}.{table}") for table in tables}
+
+        rule:
+            name:
+                analysis
+            input:
+                mnist_inputs(analysis),
+            output:
+                **outputs,
+            log:
+                f"{LOGS}/{analysis}/{analysis}.log",
+            threads: resources_.threads
+            resources:
+                gpu=resources_.gpu,
+                runtime=resources_.runtime,
+                mem_mb=resources_.mem_mb,
+            params:
+                settings=settings_json(analysis),
+                globals=globals_json(analysis),
+                outs=out_flags(outputs),
+                command=command,
+            shell:
+                "gradmatch {params.command} --settings {params.settings:q} "
+                "--globals {params.globals:q} {params.outs} > {log:q} 2>&1"
