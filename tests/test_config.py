@@ -1,172 +1,158 @@
-"""Config validation (schema, section $refs, messages) and typed settings."""
+"""The config rule (a file overlays the Settings defaults), its messages, and the schema."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import jsonschema
 import pytest
-import yaml
+from pydantic import Field
 
 from gradmatch import config as config_lib
-from gradmatch.config import ConfigError, build_settings, load_yaml, validate
+from gradmatch import experiments
+from gradmatch import settings as base
+from gradmatch.config import ConfigError, build_settings, load_yaml, resolve, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "config").glob("*.yaml"))
-SECTIONS = ROOT / "workflow" / "schemas" / "sections"
 
 
-def write_schema(folder: Path) -> Path:
-    """A small two-file schema: globals plus one section reached by a relative $ref."""
-    (folder / "sections").mkdir()
-    (folder / "sections" / "toy.schema.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "steps": {"description": "an integer >= 1", "type": "integer", "minimum": 1},
-                    "mode": {"description": "fast | slow", "enum": ["fast", "slow"]},
-                },
-            }
-        )
-    )
-    main = folder / "config.schema.yaml"
-    main.write_text(
-        yaml.safe_dump(
-            {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "device": {"enum": ["auto", "cpu", "cuda"]},
-                    "toy": {"$ref": "sections/toy.schema.yaml"},
-                },
-            }
-        )
-    )
-    return main
+class Toy(base.Settings):
+    steps: int = Field(1, ge=1, description="steps")
+    widths: tuple[int, ...] = Field((1,), description="widths")
+    early_stopping: base.EarlyStopping = base.EarlyStopping(max_epochs=10, patience=3)
+    preset: base.Preset = "default"
+    wandb: base.Wandb = base.Wandb()
 
 
-def test_presets_are_valid():
-    assert {path.name for path in PRESETS} >= {"config.yaml", "smoke.yaml", "paper.yaml"}
+@pytest.mark.parametrize("path", PRESETS, ids=lambda path: path.name)
+def test_presets_are_valid_and_resolve_to_every_section(path):
+    resolved = resolve(load_yaml(path))
+    assert set(config_lib.sections()) <= set(resolved)
+    assert resolved["preset"] == path.stem.replace("config", "default")
+
+
+def test_a_missing_key_takes_the_settings_default_not_another_presets_value():
+    empty = resolve({})
+    for name, cls in config_lib.sections().items():
+        defaults = cls().model_dump(mode="json")
+        assert all(empty[name][key] == defaults[key] for key in empty[name]), name
+    smoke = load_yaml(ROOT / "config" / "smoke.yaml")
+    smoke["igr"] = {key: value for key, value in smoke["igr"].items() if key != "epochs"}
+    assert resolve(smoke)["igr"]["epochs"] == experiments.module("igr").Settings().epochs
+
+
+def test_every_preset_key_is_a_settings_field():
+    fields = {name: set(cls.model_fields) for name, cls in config_lib.sections().items()}
     for path in PRESETS:
-        validate(load_yaml(path))
+        for section, values in load_yaml(path).items():
+            if section in config_lib.GLOBAL_KEYS:
+                continue
+            assert set(values or {}) <= fields[section], (path.name, section)
 
 
-def test_presets_share_their_keys():
-    def keys(tree, prefix=""):
-        out = set()
-        for key, value in tree.items():
-            out.add(prefix + key)
-            if isinstance(value, dict):
-                out |= keys(value, f"{prefix}{key}.")
-        return out
+def test_partial_block_keeps_the_blocks_other_defaults():
+    settings = build_settings(Toy, {"early_stopping": {"patience": 7}})
+    assert settings.early_stopping == base.EarlyStopping(max_epochs=10, patience=7)
 
-    reference = keys(load_yaml(ROOT / "config" / "config.yaml"))
-    for path in PRESETS:
-        found = keys(load_yaml(path))
-        assert found == reference, (
-            f"config/{path.name} and config/config.yaml must have the same keys (CONTRIBUTING.md); "
-            f"only in {path.name}: {sorted(found - reference)}; "
-            f"only in config.yaml: {sorted(reference - found)}"
-        )
+
+def test_globals_fill_fields_and_lists_become_tuples():
+    settings = build_settings(Toy, {"widths": [4, 5]}, {"preset": "smoke", "device": "cpu"})
+    assert settings.preset == "smoke" and settings.widths == (4, 5)
+    assert hash(settings)
+
+
+def test_a_section_may_not_set_a_global_key():
+    with pytest.raises(ConfigError, match=r"sets \['preset'\]: these are global keys"):
+        build_settings(Toy, {"preset": "paper"}, {}, "toy")
 
 
 def test_unknown_top_level_key_is_named_with_the_allowed_keys():
-    config = load_yaml(ROOT / "config" / "smoke.yaml") | {"learning_rat": 0.1}
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['colour'\] at the top level"):
+        validate({"colour": 1})
+
+
+def test_unknown_section_key_is_named_with_the_allowed_keys():
     with pytest.raises(ConfigError) as error:
-        validate(config)
-    message = str(error.value)
-    assert "learning_rat" in message and "allowed keys" in message
-    assert "device" in message and "wandb" in message
-
-
-def test_bad_enum_value_names_the_key_and_the_allowed_values():
-    config = load_yaml(ROOT / "config" / "smoke.yaml") | {"device": "tpu"}
-    with pytest.raises(ConfigError, match=r"'device': 'tpu' is not allowed; allowed: \['auto', "):
-        validate(config)
-
-
-def test_nested_enum_names_the_dotted_key():
-    config = load_yaml(ROOT / "config" / "smoke.yaml")
-    config["wandb"] = dict(config["wandb"], mode="sometimes")
-    with pytest.raises(ConfigError, match=r"'wandb\.mode': 'sometimes' is not allowed"):
-        validate(config)
-
-
-def test_section_ref_is_resolved_for_unknown_keys_enums_and_bounds(tmp_path):
-    schema = write_schema(tmp_path)
-    validate({"device": "cpu", "toy": {"steps": 3, "mode": "fast"}}, schema)
-    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['stepz'\] in toy; "):
-        validate({"toy": {"stepz": 3}}, schema)
-    with pytest.raises(ConfigError, match=r"'toy\.mode': 'medium' is not allowed; allowed: "):
-        validate({"toy": {"mode": "medium"}}, schema)
-    with pytest.raises(ConfigError, match=r"'toy\.steps'.*minimum 1"):
-        validate({"toy": {"steps": 0}}, schema)
+        build_settings(Toy, {"stepz": 3}, {}, "toy")
+    assert "'toy.stepz'" in str(error.value)
+    assert "['early_stopping', 'preset', 'steps', 'wandb', 'widths']" in str(error.value)
 
 
 def test_unknown_key_in_every_real_section_is_named():
-    base = load_yaml(ROOT / "config" / "smoke.yaml")
-    sections = [key for key, value in base.items() if isinstance(value, dict) and key != "wandb"]
-    for section in sections:
-        config = dict(base, **{section: dict(base[section], not_a_setting=1)})
-        with pytest.raises(ConfigError) as error:
-            validate(config)
-        assert "not_a_setting" in str(error.value) and section in str(error.value), section
+    for name in config_lib.sections():
+        with pytest.raises(ConfigError, match=rf"unknown config key '{name}\.no_such_key'"):
+            validate({name: {"no_such_key": 1}})
 
 
-def test_section_schemas_close_their_keys_and_describe_each():
-    for path in sorted(SECTIONS.glob("*.schema.yaml")):
-        schema = load_yaml(path)
-        assert schema.get("additionalProperties") is False, f"{path.name}: additionalProperties"
-        for key, spec in schema.get("properties", {}).items():
-            assert spec.get("description"), f"{path.name}: key '{key}' has no description"
+def test_bad_enum_value_names_the_key_and_the_allowed_values():
+    with pytest.raises(ConfigError) as error:
+        validate({"device": "tpu"})
+    assert "'device'" in str(error.value) and "'auto', 'cpu' or 'cuda'" in str(error.value)
+
+
+def test_nested_key_is_named_with_its_dotted_path():
+    with pytest.raises(ConfigError, match=r"'wandb\.mode'"):
+        validate({"wandb": {"mode": "sometimes"}})
+    with pytest.raises(ConfigError, match=r"'toy\.early_stopping\.patience'"):
+        build_settings(Toy, {"early_stopping": {"patience": 0}}, {}, "toy")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_numbers_are_rejected_naming_the_key(value):
+    section = next(
+        name
+        for name, cls in config_lib.sections().items()
+        if any(field.annotation is float for field in cls.model_fields.values())
+    )
+    key = next(
+        key
+        for key, field in config_lib.sections()[section].model_fields.items()
+        if field.annotation is float
+    )
+    with pytest.raises(ConfigError, match=rf"'{section}\.{key}'.*finite"):
+        validate({section: {key: value}})
+
+
+def test_duplicated_key_is_rejected_naming_the_line(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("preset: smoke\ndevice: cpu\npreset: paper\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml:3: key 'preset' given twice \(first on line 1\)"):
+        load_yaml(path)
+
+
+def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("preset: smoke\n\tdevice: cpu\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml:2:1: YAML error"):
+        load_yaml(path)
 
 
 def test_missing_config_file_names_the_path(tmp_path):
-    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
-        load_yaml(tmp_path / "nope.yaml")
-    (tmp_path / "list.yaml").write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="must hold a YAML mapping"):
-        load_yaml(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="nowhere.yaml: config file not found"):
+        load_yaml(tmp_path / "nowhere.yaml")
 
 
-@dataclasses.dataclass(frozen=True)
-class Toy:
-    steps: int = 1
-    widths: tuple = (1,)
-    preset: str = "default"
+def test_generated_schema_accepts_every_resolved_preset_and_describes_every_key():
+    schema = config_lib.json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in PRESETS:
+        jsonschema.validate(resolve(load_yaml(path)), schema)
+    for name in config_lib.sections():
+        section = schema["properties"][name]
+        assert section.get("additionalProperties") is False, name
+        for key, entry in section["properties"].items():
+            assert entry.get("description") or "$ref" in entry or "allOf" in entry, (name, key)
 
 
-def test_build_settings_rejects_unknown_keys_naming_them_and_the_fields():
-    with pytest.raises(ConfigError) as error:
-        build_settings(Toy, {"steps": 2, "stepz": 3})
-    message = str(error.value)
-    assert "['stepz']" in message and "['preset', 'steps', 'widths']" in message
+def test_schema_rejects_an_unknown_section_key():
+    schema = config_lib.json_schema()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"ridge_stationarity": {"no_such_key": 1}}, schema)
 
 
-def test_build_settings_fills_globals_and_freezes_lists():
-    settings = build_settings(
-        Toy, {"widths": [4, [5, 6]]}, {"preset": "smoke", "device": "cpu", "steps": 7}
-    )
-    assert settings == Toy(steps=7, widths=(4, (5, 6)), preset="smoke")
-    assert hash(settings)
-    # a section value wins over a global of the same name
-    assert build_settings(Toy, {"preset": "paper"}, {"preset": "smoke"}).preset == "paper"
-
-
-def test_settings_record_is_canonical_json():
-    record = config_lib.settings_record(Toy(steps=3))
-    assert record == '{"preset": "default", "steps": 3, "widths": [1]}'
-
-
-@dataclasses.dataclass(frozen=True)
-class Tracked:
-    steps: int = 1
-    wandb: dict | None = None
-
-
-def test_settings_record_never_holds_the_wandb_settings():
-    offline = Tracked(steps=2, wandb={"mode": "offline", "project": "p", "entity": "e"})
-    assert config_lib.settings_record(offline) == '{"steps": 2}'
-    assert config_lib.settings_record(offline) == config_lib.settings_record(Tracked(steps=2))
+def test_settings_record_is_canonical_json_without_the_wandb_settings():
+    offline = Toy(steps=2, wandb=base.Wandb(mode="offline", project="p"))
+    record = config_lib.settings_record(offline)
+    assert record == config_lib.settings_record(Toy(steps=2))
+    assert '"wandb"' not in record and record.startswith('{"early_stopping": {')

@@ -87,3 +87,8 @@ def all_figure_files():
 def figure_inputs(figure):
     """Plot input name -> parquet path, from the figure table."""
     return {name: table_path(table) for name, table in FIGURES[figure]["inputs"].items()}
+
+
+def figure_caption(figure):
+    """The figure's --report caption file (relative to the rules folder), or None."""
+    return f"../report/{figure}.rst" if Path(f"workflow/report/{figure}.rst").is_file() else None

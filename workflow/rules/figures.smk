@@ -1,7 +1,9 @@
 # One plot rule and one target per entry of the figure table (workflow/figures.yaml). Plot
-# rules are local: they read parquet only and draw in seconds.
+# rules are local: they read parquet only and draw in seconds. The --report caption is
+# workflow/report/<figure>.rst where that file exists.
 for figure, entry in FIGURES.items():
     files = figure_files(figure)
+    caption = figure_caption(figure)
 
     rule:
         name:
@@ -13,7 +15,7 @@ for figure, entry in FIGURES.items():
             **{
                 ext: report(
                     path,
-                    caption=f"../report/{figure}.rst",
+                    caption=caption,
                     category="Figures",
                     subcategory=entry["title"],
                 )
@@ -26,8 +28,11 @@ for figure, entry in FIGURES.items():
             inputs=lambda wildcards, input: " ".join(
                 f"--input {name}={path}" for name, path in input.items()
             ),
+            tables=" ".join(
+                f"--table {name}={table}" for name, table in entry["inputs"].items()
+            ),
         shell:
-            "gradmatch {params.command} {params.inputs} "
+            "gradmatch {params.command} {params.inputs} {params.tables} "
             "--pdf {output.pdf:q} --png {output.png:q} > {log:q} 2>&1"
 
     rule:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gradmatch import config as config_lib
-from gradmatch import io
+from gradmatch import experiments, io
 from gradmatch.settings import WORKFLOW_KEYS
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +110,12 @@ def _add_analysis_parser(sub, name: str, summary: str) -> None:
 def _add_figure_parser(sub, name: str, summary: str) -> None:
     parser = sub.add_parser(name, help=summary, description=summary)
     parser.add_argument("--input", action="append", default=[], help="NAME=PATH of a parquet table")
+    parser.add_argument(
+        "--table",
+        action="append",
+        default=[],
+        help="NAME=ANALYSIS.TABLE: check input NAME against that table's declaration",
+    )
     parser.add_argument("--pdf", required=True, help="output PDF path")
     parser.add_argument("--png", required=True, help="output PNG path")
     parser.set_defaults(handler=_draw_figure, target=name)
@@ -173,6 +179,11 @@ def _draw_figure(args) -> int:
             f"missing {missing}, unexpected {extra}"
         )
     tables = {name: io.read_parquet(path) for name, path in paths.items()}
+    for name, table_id in _parse_named(args.table, "--table").items():
+        if name not in tables:
+            raise SystemExit(f"gradmatch {args.target}: --table {name}=... has no --input {name}")
+        analysis, _, table = table_id.partition(".")
+        experiments.module(analysis).TABLES[table].check(tables[name], paths[name])
     figure = module.draw(tables)
     io.save_figure(figure, args.pdf)
     io.save_figure(figure, args.png, dpi=200)
