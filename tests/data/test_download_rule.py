@@ -34,7 +34,7 @@ def test_download_rule_runs_locally_under_the_slurm_profile(tmp_path):
     shutil.copytree(REPO / "config", tmp_path / "config")
     sums = fake_mirror(tmp_path / "mirror")
     preset = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    preset["mnist"].update(mirrors=[(tmp_path / "mirror").as_uri()], checksums=sums)
+    preset.setdefault("mnist", {}).update(mirrors=[(tmp_path / "mirror").as_uri()], checksums=sums)
     (tmp_path / "override.yaml").write_text(yaml.safe_dump(preset))
     target = "data/raw/mnist/t10k-labels-idx1-ubyte.gz"
     result = subprocess.run(
@@ -63,7 +63,10 @@ def dry_run(*args: str) -> str:
 @pytest.mark.parametrize(("preset", "downloads"), [("paper", True), ("config", False)])
 def test_dropout_chunks_need_the_download_only_with_mnist(preset, downloads):
     log = dry_run(
-        "--configfile", f"config/{preset}.yaml", "--", "data/generated/dropout/chunk_0.parquet"
+        "--configfile",
+        f"config/{preset}.yaml",
+        "--",
+        "data/generated/dropout/chunks/members_0.parquet",
     )
     assert ("download_mnist" in log) is downloads
     assert "dropout_chunk" in log

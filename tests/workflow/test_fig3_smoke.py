@@ -19,11 +19,11 @@ def smoke_run(smoke_workflow) -> Path:
 
 @pytest.mark.slow
 def test_fig3_smoke_writes_figure_and_summary(smoke_run, assert_figure):
-    assert_figure(smoke_run, "fig3_elastic_net_recovery")
+    assert_figure(smoke_run, "fig3")
     generated = smoke_run / "data" / "generated" / "elastic_net"
-    assert sorted(p.name for p in generated.glob("chunk_*.parquet")) == [
-        "chunk_0.parquet",
-        "chunk_1.parquet",
+    assert sorted(p.name for p in (generated / "chunks").glob("*.parquet")) == [
+        "summary_0.parquet",
+        "summary_1.parquet",
     ]
     summary = pd.read_parquet(generated / "summary.parquet")
     assert len(summary) == 4 and set(summary["preset"]) == {"smoke"}

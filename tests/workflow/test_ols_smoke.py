@@ -14,7 +14,7 @@ def smoke_run(smoke_workflow) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stem", ["fig4_ols_early_stopping", "fig7_ols_bootstrap"])
+@pytest.mark.parametrize("stem", ["fig4", "fig7"])
 def test_smoke_writes_both_figures(smoke_run, stem, assert_figure):
     assert_figure(smoke_run, stem)
 
@@ -22,11 +22,11 @@ def test_smoke_writes_both_figures(smoke_run, stem, assert_figure):
 @pytest.mark.slow
 def test_smoke_tables_carry_the_preset_and_the_exact_claims(smoke_run):
     generated = smoke_run / "data" / "generated"
-    endpoint = pd.read_parquet(generated / "ols_early_stopping" / "endpoint_endpoint.parquet")
+    endpoint = pd.read_parquet(generated / "ols_endpoint" / "endpoint.parquet")
     assert set(endpoint["preset"]) == {"smoke"} and set(endpoint["stop_step"]) == {500}
-    error = pd.read_parquet(generated / "ols_early_stopping" / "fixed_stop_error.parquet")
+    error = pd.read_parquet(generated / "ols_fixed_stop" / "error.parquet")
     assert error[error["m"] >= 10]["relative_frobenius_error"].max() < 1e-6
-    sweep = pd.read_parquet(generated / "ols_bootstrap" / "sigma_sweep.parquet")
+    sweep = pd.read_parquet(generated / "ols_bootstrap_sigma" / "sweep.parquet")
     means = sweep.groupby("noise_std")["distance_frobenius"].mean()
     baseline = sweep["zero_baseline_frobenius"].iloc[0]
     assert means[20.0] < baseline < means[0.5]

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
+
+from gradmatch import experiments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,11 +81,26 @@ def test_smoke_paper_builds_pdf_with_every_figure_and_the_claims_table(tmp_path)
         "Appendix figure: gradient descent against the original and the modified flow",
     ):
         assert _normalise(title) in text, f"section {title!r} missing from the PDF"
-    for claim in ("fig5.monotone", "fig6.slope", "fig6.calibration", "igr_lh.closer"):
+    for claim in ("fig5.monotone", "fig6.slope", "fig6.calibration", "figS1.closer"):
         assert (claims["claim"] == claim).any(), f"claim {claim} missing from claims.parquet"
     generated = tmp_path / "data" / "generated"
     for table in ("dropout/members.parquet", "igr/runs.parquet"):
         (dataset,) = pd.read_parquet(generated / table, columns=["dataset"])["dataset"].unique()
         assert _normalise(f"Data set: {dataset}") in text, f"{table}: data set not named"
+    # every table the run wrote matches its analysis's declaration (gradmatch.tables)
+    checked = 0
+    for path in sorted(generated.glob("*/*.parquet")) + sorted(
+        generated.glob("*/chunks/*.parquet")
+    ):
+        analysis = path.relative_to(generated).parts[0]
+        name = path.stem.rsplit("_", 1)[0] if path.parent.name == "chunks" else path.stem
+        experiments.module(analysis).TABLES[name].check(pd.read_parquet(path), str(path))
+        checked += 1
+    assert checked >= 20, f"only {checked} tables checked"
+    # the report's figure list is the workflow's figure table
+    figure_table = yaml.safe_load((REPO / "workflow" / "figures.yaml").read_text())
+    for entry in figure_table.values():
+        assert _normalise(entry["title"]) in text, f"figure list lacks {entry['title']!r}"
+
     lead = _normalise("the ratio of the distance between gradient descent and the modified flow")
     assert lead in text, "the long-horizon section does not state what it measured"

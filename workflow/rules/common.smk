@@ -18,7 +18,8 @@ LOGS = "data/logs"
 FIGURE_DIR = "figures"
 MNIST_DIR = "data/raw/mnist"
 PAPER_GENERATED = "paper/generated"
-FIGURES = yaml.safe_load(Path("workflow/figures.yaml").read_text())
+WORKFLOW_DIR = Path(workflow.basedir)
+FIGURES = yaml.safe_load((WORKFLOW_DIR / "figures.yaml").read_text())
 ANALYSES = experiments.names()
 
 
@@ -91,4 +92,4 @@ def figure_inputs(figure):
 
 def figure_caption(figure):
     """The figure's --report caption file (relative to the rules folder), or None."""
-    return f"../report/{figure}.rst" if Path(f"workflow/report/{figure}.rst").is_file() else None
+    return f"../report/{figure}.rst" if (WORKFLOW_DIR / "report" / f"{figure}.rst").is_file() else None

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 
-from gradmatch.plots import fig5_dropout  # noqa: E402
+from gradmatch.plots import fig5  # noqa: E402
 
 
 def members_table(depths=(1, 3), widths=(32, 64), rates=(0.0, 0.25, 0.5), seeds=(1, 2, 3)):
@@ -31,7 +31,7 @@ def members_table(depths=(1, 3), widths=(32, 64), rates=(0.0, 0.25, 0.5), seeds=
 
 
 def test_draw_builds_one_facet_per_depth_width():
-    figure = fig5_dropout.draw({"members": members_table()})
+    figure = fig5.draw({"members": members_table()})
     facets = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
     assert len(facets) == 4
     assert (
@@ -52,11 +52,11 @@ def test_draw_builds_one_facet_per_depth_width():
 def test_missing_column_raises():
     table = members_table().drop(columns="fit_loss_lstsq")
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['fit_loss_lstsq'\]"):
-        fig5_dropout.draw({"members": table})
+        fig5.draw({"members": table})
 
 
 def test_nan_estimate_raises():
     table = members_table()
     table.loc[0, "lambda_hat_lstsq"] = np.nan
     with pytest.raises(ValueError, match="non-finite lambda_hat_lstsq"):
-        fig5_dropout.draw({"members": table})
+        fig5.draw({"members": table})

@@ -1,4 +1,4 @@
-"""Figures 4 and 7: drawn from smoke-scale tables; refusals name the table, column or value."""
+"""Figure 4: drawn from smoke-scale tables; refusals name the table, column or value."""
 
 from __future__ import annotations
 
@@ -11,15 +11,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from gradmatch.experiments import (  # noqa: E402
-    ols_bootstrap,
-    ols_bootstrap_sigma,
     ols_endpoint,
     ols_fixed_stop,
     ols_ridge_trace,
     ols_variable_stop,
 )
-from gradmatch.plots import fig4_ols_early_stopping as fig4  # noqa: E402
-from gradmatch.plots import fig7_ols_bootstrap as fig7  # noqa: E402
+from gradmatch.plots import fig4  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +34,6 @@ def fig4_tables() -> dict[str, pd.DataFrame]:
     }
 
 
-@pytest.fixture(scope="module")
-def fig7_tables() -> dict[str, pd.DataFrame]:
-    tables = ols_bootstrap.run(ols_bootstrap.Settings(n_endpoints=12, heatmap_m=(1, 6, 12)))
-    sweep = ols_bootstrap_sigma.Settings(noise_stds=(0.5, 10.0), n_endpoints=12, n_pools=2)
-    return {**tables, "sigma_sweep": ols_bootstrap_sigma.run(sweep)}
-
-
 def test_fig4_draws_five_panels_with_colorbars(fig4_tables):
     figure = fig4.draw(fig4_tables)
     titles = [ax.get_title() for ax in figure.axes]
@@ -52,14 +42,6 @@ def test_fig4_draws_five_panels_with_colorbars(fig4_tables):
     assert "Gradient descent steps $t$" in labels
     assert "Number of distinct training endpoints $m$" in labels
     assert len(figure.axes) == 2 + 4 + 2 + 4  # 4 heatmaps + 3 columns, D, E, 4 colorbars
-    plt.close(figure)
-
-
-def test_fig7_draws_six_panels(fig7_tables):
-    figure = fig7.draw(fig7_tables)
-    titles = [ax.get_title() for ax in figure.axes]
-    assert r"$\hat\Lambda_{m=12}$" in titles
-    assert len(figure.axes) == 4 + 4 + 2  # heatmaps, their colorbars, E, F
     plt.close(figure)
 
 
@@ -81,9 +63,3 @@ def test_fig4_refuses_an_endpoint_table_without_sigma_1(fig4_tables):
     tables = dict(fig4_tables, theory=theory[theory["noise_std"] == 10.0], endpoint=endpoint)
     with pytest.raises(ValueError, match="noise_std"):
         fig4.draw(tables)
-
-
-def test_fig7_refuses_the_wrong_number_of_heatmaps(fig7_tables):
-    estimates = fig7_tables["estimates"]
-    with pytest.raises(ValueError, match="heatmap_m"):
-        fig7.draw(dict(fig7_tables, estimates=estimates[estimates["m"] != 6]))

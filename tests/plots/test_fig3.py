@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradmatch.plots import fig3_elastic_net_recovery as fig3
+from gradmatch.plots import fig3
 
 GRID = (1e-3, 1e-1, 10.0)
 
