@@ -28,6 +28,14 @@ def test_settings_fragment_defines_every_config_leaf_and_figure():
         tex_fragments.settings_tex(config, {"fig4": "../figures/fig4.png"})
 
 
+def test_figure_list_follows_the_figure_table_order_with_titles():
+    figures = {"fig2": "../figures/fig2.pdf", "figS1": "../figures/figS1.pdf"}
+    text = tex_fragments.settings_tex({}, figures, {"figS1": "Figure S1 (drift_ratio)"})
+    assert r"\def\allfigures{\do{fig2}\do{figS1}}" in text
+    assert r"\@namedef{gmfiguretitle@figS1}{Figure S1 (drift\_ratio)}" in text
+    assert r"\@namedef{gmfiguretitle@fig2}{fig2}" in text
+
+
 def test_missing_tex_names_the_packages_and_the_tex_free_target(tmp_path, monkeypatch):
     source = tmp_path / "main.tex"
     source.write_text("\\documentclass{article}\\begin{document}x\\end{document}\n")
