@@ -78,25 +78,53 @@ def test_bad_arguments_are_named():
     result = gradmatch(analysis, "--settings", "[1, 2]", "--out", "x.parquet")
     assert result.returncode != 0 and "--settings must be a JSON object" in result.stderr
     result = gradmatch(analysis, "--settings", '{"no_such_setting": 1}', "--out", "x.parquet")
-    assert result.returncode == 1 and "unknown setting(s) ['no_such_setting']" in result.stderr
+    assert result.returncode == 1
+    assert f"unknown config key '{analysis.replace('-', '_')}.no_such_setting'" in result.stderr
     assert not (ROOT / "x.parquet").exists()
 
 
-def test_aggregate_writes_one_summary(tmp_path):
+def _ridge_chunks(tmp_path: Path) -> list[str]:
+    """Each ridge_stationarity table cut into two chunk files, in reverse order."""
+    from gradmatch import io
+    from gradmatch.experiments import ridge_stationarity
+
+    tables = ridge_stationarity.run(ridge_stationarity.Settings())
+    flags = []
+    for name, frame in tables.items():
+        for part, rows in enumerate((frame.iloc[len(frame) // 2 :], frame.iloc[: len(frame) // 2])):
+            path = tmp_path / f"{name}_{part}.parquet"
+            io.write_parquet(rows.reset_index(drop=True), path)
+            flags += ["--input", f"{name}={path}"]
+    return flags
+
+
+def test_aggregate_concatenates_checks_and_sorts_by_the_declared_key(tmp_path):
+    import pandas as pd
+
+    from gradmatch.experiments import ridge_stationarity
+
+    flags = _ridge_chunks(tmp_path)
+    outs = [f"--out={name}={tmp_path / name}.parquet" for name in ridge_stationarity.TABLES]
+    result = gradmatch("aggregate", "ridge_stationarity", *flags, *outs)
+    assert result.returncode == 0, result.stderr
+    for name, table in ridge_stationarity.TABLES.items():
+        frame = pd.read_parquet(tmp_path / f"{name}.parquet")
+        table.check(frame, name)
+        assert frame.equals(frame.sort_values(list(table.key), kind="stable", ignore_index=True))
+
+
+def test_aggregate_names_a_chunk_that_breaks_the_declaration(tmp_path):
     import pandas as pd
 
     from gradmatch import io
 
-    for chunk in (1, 0):
-        io.write_parquet(
-            pd.DataFrame({"chunk": [chunk, chunk], "x": [0.5, 1.5]}), tmp_path / f"{chunk}.parquet"
-        )
-    result = gradmatch(
-        "aggregate", str(tmp_path / "1.parquet"), str(tmp_path / "0.parquet"),
-        "--out", str(tmp_path / "summary.parquet"), "--sort-by", "chunk",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert list(pd.read_parquet(tmp_path / "summary.parquet")["chunk"]) == [0, 0, 1, 1]
+    flags = _ridge_chunks(tmp_path)
+    broken = tmp_path / "curves_0.parquet"
+    io.write_parquet(pd.read_parquet(broken).drop(columns="value"), broken)
+    outs = [f"--out={name}={tmp_path / name}.parquet" for name in ("curves", "points", "arrows")]
+    result = gradmatch("aggregate", "ridge_stationarity", *flags, *outs)
+    assert result.returncode == 1
+    assert f"{broken}: missing columns ['value']" in result.stderr
 
 
 # A gradmatch process killed while it writes its output must leave nothing that looks finished.
@@ -119,14 +147,18 @@ sys.exit(cli.main(sys.argv[1:]))
 
 @pytest.mark.slow
 def test_a_killed_gradmatch_leaves_no_finished_looking_output(tmp_path):
-    import pandas as pd
 
     from gradmatch import io
+    from gradmatch.experiments import ridge_stationarity
 
-    source, out = tmp_path / "chunk.parquet", tmp_path / "generated" / "summary.parquet"
-    io.write_parquet(pd.DataFrame({"x": [1.0, 2.0]}), source)
+    out = tmp_path / "generated" / "summary.parquet"
+    source = tmp_path / "points.parquet"
+    io.write_parquet(ridge_stationarity.run(ridge_stationarity.Settings())["points"], source)
+    args = ["aggregate", "ridge_stationarity", f"--input=points={source}", f"--out=points={out}"]
+    for name in ("curves", "arrows"):  # tables the slow writer never reaches
+        args += [f"--input={name}={source}", f"--out={name}={tmp_path / name}.parquet"]
     process = subprocess.Popen(
-        [sys.executable, "-c", _SLOW_WRITE, "aggregate", str(source), "--out", str(out)],
+        [sys.executable, "-c", _SLOW_WRITE, *args],
         stdout=subprocess.PIPE,
         text=True,
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
