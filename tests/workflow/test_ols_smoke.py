@@ -26,7 +26,7 @@ def test_smoke_tables_carry_the_preset_and_the_exact_claims(smoke_run):
     assert set(endpoint["preset"]) == {"smoke"} and set(endpoint["stop_step"]) == {500}
     error = pd.read_parquet(generated / "ols_fixed_stop" / "error.parquet")
     assert error[error["m"] >= 10]["relative_frobenius_error"].max() < 1e-6
-    sweep = pd.read_parquet(generated / "ols_bootstrap_sigma" / "sweep.parquet")
+    sweep = pd.read_parquet(generated / "ols_bootstrap_sigma" / "sigma_sweep.parquet")
     means = sweep.groupby("noise_std")["distance_frobenius"].mean()
     baseline = sweep["zero_baseline_frobenius"].iloc[0]
     assert means[20.0] < baseline < means[0.5]
