@@ -17,19 +17,29 @@ from gradmatch.experiments import (  # noqa: E402
     ols_variable_stop,
 )
 from gradmatch.plots import fig4  # noqa: E402
+from gradmatch.settings import AdamFit, EarlyStopping  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def fig4_tables() -> dict[str, pd.DataFrame]:
-    endpoint = ols_endpoint.run(ols_endpoint.Settings(adam_max_epochs=200))
+    endpoint = ols_endpoint.run(
+        ols_endpoint.Settings(adam_fit=AdamFit(max_epochs=200, patience=150))
+    )
     return {
         **endpoint,
         "fixed_estimate": ols_fixed_stop.run(ols_fixed_stop.Settings(n_endpoints=12))["estimate"],
         "variable_distance": ols_variable_stop.run(
-            ols_variable_stop.Settings(n_endpoints=12, n_pools=2, max_steps=800)
+            ols_variable_stop.Settings(
+                n_endpoints=12,
+                n_pools=2,
+                early_stopping=EarlyStopping(max_epochs=800, patience=5, min_delta=1e-3),
+            )
         )["distance"],
         "ridge_trace": ols_ridge_trace.run(
-            ols_ridge_trace.Settings(checkpoints=(1, 10, 100), adam_max_epochs=300)
+            ols_ridge_trace.Settings(
+                checkpoints=(1, 10, 100),
+                adam_fit=AdamFit(lr=0.05, max_epochs=300, patience=2000, init=1.0),
+            )
         ),
     }
 

@@ -1,16 +1,12 @@
-"""Shared pieces of the OLS early-stopping analyses (Figures 4 and 7); not a CLI subcommand.
+"""Plumbing shared by the OLS analyses of Figures 4 and 7; not a CLI subcommand, holds no science.
 
-Gradient descent on (1/2n)‖y − Xθ‖² from θ_0 = 0 with step ε (paper H.3):
-
-    θ_{t+1} = θ_t + ε Xᵀ(y − Xθ_t)/n = θ_t + ε (b − Aθ_t),   A = XᵀX/n,  b = Xᵀy/n,
-
-batched over endpoints (A of shape (p, p) shared, or (K, p, p) one per bootstrap resample).
-The monitored loss is the mean squared error (1/n)‖y − Xθ‖², written as
-L_min + (θ − θ_ols)ᵀA(θ − θ_ols) so that tiny late decreases are not lost to cancellation.
-Early stopping replays Lightning's ``EarlyStopping(mode="min")`` over that trace.
-Λ_t is paper Eq. 5 (``gradmatch.core.theory.early_stopping_penalty``); Q̂ is the symmetric
-gradient-matching fit of Eq. 3 stacked over endpoints (``SymQuadratic``), with the target
-−∇L = (2/n)Xᵀ(y − Xθ) of the mean squared error without ½, so that Q̂ = Λ_t when exact.
+The science lives lower: the data-generating process and the bootstrap draws in
+:mod:`gradmatch.data.synthetic`; gradient descent in the moment form, its target
+−∇L = 2(b − Aθ), the loss along a path, the Lightning early-stopping replay and Λ_t of paper
+Eq. 5 in :mod:`gradmatch.core.theory`; the symmetric gradient-matching fit of Eq. 3 in
+:mod:`gradmatch.core.estimators`. Here: the BLAS thread limiter, the authors' endpoint-seed
+bookkeeping, the canonical early-stopped endpoint (data + GD + replay), the stacked fit and its
+distance curve, and the long (row, col, value) layout of a matrix table.
 """
 
 from __future__ import annotations
@@ -23,13 +19,22 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from gradmatch import settings as base
+from gradmatch.core import theory
 from gradmatch.core.estimators import match_gradients
 from gradmatch.core.regularizers import SymQuadratic
-from gradmatch.core.theory import early_stopping_penalty
-from gradmatch.data.synthetic import OLSProblem, sample_ols
+from gradmatch.data import synthetic
+from gradmatch.tables import columns
 
 SEED_STRIDE = 10_000  # the authors' spacing between pools of endpoint seeds
 ENDPOINT_SEED_OFFSET = 100  # endpoint k of pool j: seed + 100 + j·10000 + k
+
+# the long layout of a (p, p) matrix: the last three columns of every matrix table
+MATRIX_COLUMNS = columns(
+    ("row", "int64", "row index i of the matrix entry"),
+    ("col", "int64", "column index j of the matrix entry"),
+    ("value", "float64", "the matrix entry (i, j)"),
+)
 
 
 def single_threaded_blas(function: Callable) -> Callable:
@@ -47,127 +52,60 @@ def single_threaded_blas(function: Callable) -> Callable:
     return wrapper
 
 
-def check_positive(section: str, **values: float) -> None:
-    """Raise ValueError naming ``section.key`` for every value that is not > 0."""
-    for key, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{section}.{key} must be > 0, got {value!r}")
+# ---- endpoint seeds -----------------------------------------------------------------------------
 
 
-def check_early_stopping(section: str, max_steps: int, patience: int, min_delta: float) -> None:
-    """Validate early-stopping settings, naming the key that is wrong."""
-    check_positive(section, max_steps=max_steps, patience=patience)
-    if min_delta < 0:
-        raise ValueError(
-            f"{section}.min_delta must be >= 0 (0 = any decrease counts), got {min_delta}"
-        )
+def pool_seeds(base_seed: int, pool: int, count: int) -> list[int]:
+    """base_seed + 100 + pool·10000 + k for k = 0..count−1 (the authors' endpoint seeds)."""
+    start = base_seed + ENDPOINT_SEED_OFFSET + pool * SEED_STRIDE
+    return [start + k for k in range(count)]
 
 
-def gd_path(gram: np.ndarray, moment: np.ndarray, steps: int, step_size: float) -> np.ndarray:
-    """Iterates θ_0..θ_steps of θ_{t+1} = θ_t + ε(b − Aθ_t) from 0, shape (steps + 1, K, p).
-
-    ``gram`` A is (p, p) or (K, p, p); ``moment`` b is (K, p).
-    """
-    path = np.zeros((steps + 1, *moment.shape))
-    for step in range(steps):
-        path[step + 1] = path[step] + step_size * (moment - _apply(gram, path[step]))
-    return path
+def endpoint_problems(
+    problem: base.OLSProblem, noise_std: float, seeds: list[int]
+) -> list[synthetic.OLSData]:
+    """One problem per seed on the shared design X of ``problem.seed``: fresh β_k, then ε_k."""
+    X = synthetic.sample_ols(problem, 0.0).X
+    return [synthetic.resample_response(X, seed, noise_std, problem.beta_scale) for seed in seeds]
 
 
-def gd_iterate(gram: np.ndarray, moment: np.ndarray, steps: int, step_size: float) -> np.ndarray:
-    """θ_steps alone (no stored path), same update as :func:`gd_path`, shape of ``moment``."""
-    theta = np.zeros_like(moment)
-    for _ in range(steps):
-        theta = theta + step_size * (moment - _apply(gram, theta))
-    return theta
-
-
-def _apply(gram: np.ndarray, thetas: np.ndarray) -> np.ndarray:
-    if gram.ndim == 2:
-        return thetas @ gram.T
-    return np.einsum("kij,kj->ki", gram, thetas)
-
-
-def mse_path(path: np.ndarray, problems: list[OLSProblem]) -> np.ndarray:
-    """(1/n)‖y_k − Xθ‖² along ``path`` (T + 1, K, p) for the K problems; shape (T + 1, K).
-
-    Written as L_min,k + (θ − θ_ols,k)ᵀA(θ − θ_ols,k), equal to the residual form.
-    """
-    losses = np.empty(path.shape[:2])
-    for k, problem in enumerate(problems):
-        ols, *_ = np.linalg.lstsq(problem.X, problem.y, rcond=None)
-        floor = float(np.mean((problem.y - problem.X @ ols) ** 2))
-        offset = path[:, k, :] - ols
-        losses[:, k] = floor + np.einsum("ti,ij,tj->t", offset, problem.gram, offset)
-    return losses
-
-
-def early_stopping_steps(losses: np.ndarray, patience: int, min_delta: float) -> np.ndarray:
-    """Replay Lightning ``EarlyStopping(mode="min", patience, min_delta)`` over loss traces.
-
-    ``losses`` is (T + 1,) or (T + 1, K): row e is the loss at θ_e, which Lightning monitors at
-    the end of epoch e (before that epoch's update). An epoch improves when
-    loss < best − min_delta; after ``patience`` epochs in a row without improvement training
-    stops at the end of epoch e, leaving θ_{e+1}. Returns that step e + 1 per trace, or T when
-    the callback never fires (the authors' ``callback_stop_step``).
-    """
-    traces = np.asarray(losses, dtype=np.float64)
-    single = traces.ndim == 1
-    traces = traces[:, None] if single else traces
-    n_steps = traces.shape[0] - 1
-    best = np.full(traces.shape[1], np.inf)
-    wait = np.zeros(traces.shape[1], dtype=int)
-    stop = np.full(traces.shape[1], n_steps)
-    running = np.ones(traces.shape[1], dtype=bool)
-    for epoch in range(n_steps):
-        improved = traces[epoch] < best - min_delta
-        best = np.where(running & improved, traces[epoch], best)
-        wait = np.where(improved, 0, wait + 1)
-        fired = running & (wait >= patience)
-        stop[fired] = epoch + 1
-        running &= ~fired
-        if not running.any():
-            break
-    return int(stop[0]) if single else stop
+# ---- the canonical early-stopped endpoint -------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One early-stopped fit: its problem, stop step t and weights θ̂ = θ_t."""
+    """One early-stopped fit: its problem, stop step t, weights θ̂ = θ_t and loss there."""
 
-    problem: OLSProblem
+    problem: synthetic.OLSData
     stop_step: int
     theta: np.ndarray
     final_loss: float
 
 
 def train_endpoint(
-    problem: OLSProblem, step_size: float, max_steps: int, patience: int, min_delta: float
+    data: synthetic.OLSData, step_size: float, stopping: base.EarlyStopping
 ) -> Endpoint:
-    """GD for up to ``max_steps`` steps, stopped by the early-stopping replay."""
-    path = gd_path(problem.gram, problem.moment[None, :], max_steps, step_size)
-    losses = mse_path(path, [problem])[:, 0]
-    stop = early_stopping_steps(losses, patience, min_delta)
-    return Endpoint(problem, stop, path[stop, 0].copy(), float(losses[stop]))
+    """GD for up to ``stopping.max_epochs`` steps, stopped by the early-stopping replay."""
+    path = theory.gd_path(data.gram, data.moment[None, :], stopping.max_epochs, step_size)
+    losses = theory.mse_path(path, data.X, data.y[None, :])[:, 0]
+    stop = theory.early_stopping_steps(losses, stopping.patience, stopping.min_delta)
+    return Endpoint(data, stop, path[stop, 0].copy(), float(losses[stop]))
 
 
-def canonical_endpoint(settings, noise_std: float) -> Endpoint:
-    """The single endpoint of Fig. 4C / 7 on the seed-``seed`` problem with noise σ = ``noise_std``.
-
-    ``settings`` carries seed, n_samples, n_features, beta_scale, step_size, max_epochs,
-    patience and min_delta (the authors' single-endpoint Lightning run).
-    """
-    problem = sample_ols(
-        settings.seed, settings.n_samples, settings.n_features, noise_std, settings.beta_scale
-    )
-    return train_endpoint(
-        problem, settings.step_size, settings.max_epochs, settings.patience, settings.min_delta
-    )
+def canonical_endpoint(
+    problem: base.OLSProblem, noise_std: float, stopping: base.EarlyStopping
+) -> Endpoint:
+    """The single endpoint of Fig. 4C / 7 on ``problem`` at noise σ = ``noise_std`` (the
+    authors' single-endpoint Lightning run)."""
+    return train_endpoint(synthetic.sample_ols(problem, noise_std), problem.step_size, stopping)
 
 
-def target(problem: OLSProblem, theta: np.ndarray) -> np.ndarray:
-    """−∇L = (2/n)Xᵀ(y − Xθ) for the mean squared error without ½ (estimator convention)."""
-    return 2.0 * (problem.moment - theta @ problem.gram.T)
+def target(data: synthetic.OLSData, theta: np.ndarray) -> np.ndarray:
+    """−∇L = (2/n)Xᵀ(y − Xθ) of ``data`` at ``theta`` (:func:`gradmatch.core.theory.mse_target`)."""
+    return theory.mse_target(data.gram, data.moment, theta)
+
+
+# ---- the stacked symmetric fit ------------------------------------------------------------------
 
 
 def fit_symmetric(thetas: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -177,11 +115,6 @@ def fit_symmetric(thetas: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """
     fit = match_gradients(SymQuadratic(), thetas, targets, allow_underdetermined=True)
     return fit.params["Q"]
-
-
-def theory(X: np.ndarray, steps: int, step_size: float) -> np.ndarray:
-    """Λ_t of paper Eq. 5 for the design X."""
-    return early_stopping_penalty(X, int(steps), step_size)
 
 
 def distance_curve(thetas: np.ndarray, targets: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -195,7 +128,7 @@ def distance_curve(thetas: np.ndarray, targets: np.ndarray, reference: np.ndarra
 
 
 def matrix_frame(matrix: np.ndarray, **keys) -> pd.DataFrame:
-    """A (p, p) matrix as a long table (row, col, value) plus constant key columns."""
+    """A (p, p) matrix as a long table: the constant key columns, then (row, col, value)."""
     rows, cols = np.indices(matrix.shape)
     frame = pd.DataFrame(
         {"row": rows.ravel(), "col": cols.ravel(), "value": matrix.ravel().astype(np.float64)}

@@ -1,6 +1,7 @@
 """Fig. 7F: bootstrap recovery error ‖Q̂ − Λ_t‖_F at m = M against the noise level σ, over pools.
 
-X and β come from the seed-``seed`` generator (X, then β); for every σ the response is
+X and β come from the seed-``seed`` generator of the global block ``ols_problem`` (X, then β);
+for every σ the response is
 y = Xβ + σε with ε ~ N(0, I) from a separate generator seeded with seed + 7919, so only the
 noise scale changes. For each pool j, M resamples (``torch.randint`` seeded with
 ``bootstrap_seed`` + j·10000 + k, all bootstrap draws, no canonical endpoint) run GD from 0 for
@@ -14,51 +15,66 @@ Values: the authors' ``ols_bootstrap_sigma_sweep`` (600c43a5): t = 500, M = 100,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from tqdm.auto import tqdm
 
-from gradmatch.data.synthetic import draw_noise, generator, sample_ols
+from gradmatch import settings as base
+from gradmatch.core import theory
+from gradmatch.data import synthetic
 from gradmatch.experiments import _ols
-from gradmatch.experiments.ols_bootstrap import resample_counts, resample_grams
+from gradmatch.tables import Table, columns
 
-SECTION = "ols_bootstrap_sigma"
 PAPER_SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 14.0, 20.0)
+TABLES = {
+    "sigma_sweep": Table(
+        columns(
+            ("preset", "str", "scale preset"),
+            ("noise_std", "float64", "σ of the noise"),
+            ("pool", "int64", "pool index j of the resample seeds"),
+            ("stop_step", "int64", "t, the GD step of every resample", "steps"),
+            ("distance_frobenius", "float64", "‖Q̂ − Λ_t‖_F, Q̂ fitted on all n_endpoints"),
+            ("theta_std", "float64", "mean over coordinates of the std of θ_b across resamples"),
+            ("zero_baseline_frobenius", "float64", "‖Λ_t‖_F, the error of predicting Q = 0"),
+        ),
+        key=("noise_std", "pool"),
+        doc="one row per (σ, pool): bootstrap recovery error against the zero baseline",
+    )
+}
+RESOURCES = base.Resources(threads=1, runtime=20, mem_mb=2000)
+
+NoiseStd = Annotated[float, Field(ge=0)]
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(base.Settings):
     """Fig. 7F; defaults are the authors' code values (``ols_bootstrap_sigma_sweep``)."""
 
-    seed: int = 56  # DGP seed of X and β
-    n_samples: int = 1000  # n
-    n_features: int = 10  # p
-    beta_scale: float = 3.0  # β = beta_scale · N(0, I)
-    noise_stds: tuple[float, ...] = PAPER_SIGMAS  # σ values of the sweep
-    noise_seed_offset: int = 7919  # ε is drawn from a generator seeded seed + noise_seed_offset
-    step_size: float = 0.01  # ε of GD
-    stop_step: int = 500  # fixed t of every resample
-    n_endpoints: int = 100  # resamples per pool (m of the fit)
-    n_pools: int = 5  # independent pools of resamples
-    bootstrap_seed: int = 1_000_000  # resample k of pool j: bootstrap_seed + j·10000 + k
-    preset: str = "default"  # recorded in every table
-
-    def __post_init__(self) -> None:
-        _ols.check_positive(
-            SECTION,
-            n_samples=self.n_samples,
-            n_features=self.n_features,
-            step_size=self.step_size,
-            stop_step=self.stop_step,
-            n_endpoints=self.n_endpoints,
-            n_pools=self.n_pools,
-        )
-        if not self.noise_stds or min(self.noise_stds) < 0:
-            raise ValueError(
-                f"{SECTION}.noise_stds must be a non-empty list of σ >= 0, got {self.noise_stds}"
-            )
+    ols_problem: base.OLSProblem = Field(
+        base.OLSProblem(), description="the OLS problem (global block ols_problem): X and β"
+    )
+    noise_stds: tuple[NoiseStd, ...] = Field(
+        PAPER_SIGMAS,
+        min_length=1,
+        description="σ values of the sweep (paper: 0.5, 1, 1.5, 2, 3, 4, 6, 8, 10, 14, 20)",
+    )
+    noise_seed_offset: int = Field(
+        7919,
+        ge=0,
+        description="ε is drawn from a generator seeded ols_problem.seed + noise_seed_offset "
+        "(paper: 7919)",
+    )
+    stop_step: int = Field(500, ge=1, description="fixed t of every resample (paper: 500)")
+    n_endpoints: int = Field(100, ge=1, description="resamples per pool, m of the fit (paper: 100)")
+    n_pools: int = Field(5, ge=1, description="independent pools of resamples (paper: 5)")
+    bootstrap_seed: int = Field(
+        1_000_000,
+        ge=0,
+        description="resample k of pool j: bootstrap_seed + j·10000 + k (paper: 1000000)",
+    )
+    preset: base.Preset = "default"
 
 
 def pool_distances(settings: Settings, X, signal, noise, lam, pool: int) -> list[dict]:
@@ -66,19 +82,18 @@ def pool_distances(settings: Settings, X, signal, noise, lam, pool: int) -> list
 
     With counts c_b of resample b, X_bᵀy_b/n = Xᵀ(c_b ⊙ (Xβ))/n + σ·Xᵀ(c_b ⊙ ε)/n.
     """
-    n = X.shape[0]
-    base = settings.bootstrap_seed + pool * _ols.SEED_STRIDE
-    counts = resample_counts([base + k for k in range(settings.n_endpoints)], n)
-    grams = resample_grams(counts, X)
-    signal_moments, noise_moments = (
-        counts @ (X * signal[:, None]) / n,
-        counts @ (X * noise[:, None]) / n,
-    )
+    base_seed = settings.bootstrap_seed + pool * _ols.SEED_STRIDE
+    seeds = [base_seed + k for k in range(settings.n_endpoints)]
+    counts = synthetic.bootstrap_counts(seeds, X.shape[0])
+    grams = theory.resampled_grams(counts, X)
+    signal_moments = theory.resampled_moments(counts, X, signal)
+    noise_moments = theory.resampled_moments(counts, X, noise)
+    step_size = settings.ols_problem.step_size
     rows = []
     for sigma in settings.noise_stds:
         moments = signal_moments + sigma * noise_moments
-        thetas = _ols.gd_iterate(grams, moments, settings.stop_step, settings.step_size)
-        targets = 2.0 * (moments - np.einsum("kij,kj->ki", grams, thetas))
+        thetas = theory.gd_iterate(grams, moments, settings.stop_step, step_size)
+        targets = theory.mse_target(grams, moments, thetas)
         estimate = _ols.fit_symmetric(thetas, targets)
         rows.append(
             {
@@ -94,20 +109,20 @@ def pool_distances(settings: Settings, X, signal, noise, lam, pool: int) -> list
 @_ols.single_threaded_blas
 def run(settings: Settings) -> pd.DataFrame:
     """One row per (σ, pool): ‖Q̂ − Λ_t‖_F, the zero baseline ‖Λ_t‖_F and the θ spread."""
-    problem = sample_ols(
-        settings.seed, settings.n_samples, settings.n_features, 0.0, settings.beta_scale
-    )
-    noise = draw_noise(
-        generator(settings.seed + settings.noise_seed_offset), settings.n_samples, 1.0
-    )
-    lam = _ols.theory(problem.X, settings.stop_step, settings.step_size)
+    problem = settings.ols_problem
+    data = synthetic.sample_ols(problem, 0.0)
+    noise_gen = synthetic.generator(problem.seed + settings.noise_seed_offset)
+    noise = synthetic.draw_noise(noise_gen, problem.n_samples, 1.0)
+    lam = theory.early_stopping_penalty(data.X, settings.stop_step, problem.step_size)
+    signal = data.X @ data.beta
     rows = [
         row
         for pool in tqdm(range(settings.n_pools), desc="pools")
-        for row in pool_distances(settings, problem.X, problem.X @ problem.beta, noise, lam, pool)
+        for row in pool_distances(settings, data.X, signal, noise, lam, pool)
     ]
     frame = pd.DataFrame(rows)
     frame.insert(0, "preset", settings.preset)
     frame.insert(3, "stop_step", settings.stop_step)
     frame["zero_baseline_frobenius"] = float(np.linalg.norm(lam))
-    return frame.sort_values(["noise_std", "pool"], ignore_index=True)
+    frame = frame.sort_values(["noise_std", "pool"], ignore_index=True)
+    return TABLES["sigma_sweep"].frame(frame)
