@@ -5,7 +5,7 @@ Inputs are Gaussian noise of MNIST's shape (the cost does not depend on the pixe
 
 - epoch: one pass of plain SGD (batch 128, η = 0.01) over 10,000 examples (79 steps), float32,
   solo ``nn.Sequential`` (one member of the batched trainer does the same arithmetic);
-- probe step: one step of :func:`gradmatch.core.flows.estimate_igr` on 2,048 examples, i.e. g
+- probe step: one step of :func:`gradmatch.core.igr.estimate_igr` on 2,048 examples, i.e. g
   and Hg by double backpropagation plus RK4 of the gradient flow over time η with 10 substeps
   (40 gradient evaluations), in ``--probe-dtype`` (float64 = the igr default).
 
@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from gradmatch.core import flows
+from gradmatch.core import autodiff, igr
 from gradmatch.train import MLPSpec, build_mlp
 
 N_TRAIN, PROBE, BATCH, LR, FEATURES = 10_000, 2048, 128, 0.01, 784
@@ -54,7 +54,7 @@ def one_epoch(model, x, y) -> float:
 def probe_step(model, x, y) -> float:
     """Seconds for one Eq. 6 probe step (g, Hg and RK4 over time η with 10 substeps)."""
     start = time.perf_counter()
-    flows.estimate_igr(model, "cross_entropy", x, y, LR, probe_steps=1)
+    igr.estimate_igr(model, "cross_entropy", x, y, LR, probe_steps=1)
     return time.perf_counter() - start
 
 
@@ -71,7 +71,7 @@ def child(width: int, probe_dtype: str) -> dict:
     dtype = {"float32": torch.float32, "float64": torch.float64}[probe_dtype]
     model = model.to(dtype)
     x_probe = x[:PROBE].to(dtype)
-    flows.gradient(model, "cross_entropy", x_probe[:256], y[:256])  # warm-up
+    autodiff.gradient(model, "cross_entropy", x_probe[:256], y[:256])  # warm-up
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     probe_s = min(probe_step(model, x_probe, y[:PROBE]) for _ in range(REPEATS))
     after_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -35,12 +35,15 @@ _EXPORTS = {
     "match_trajectory": "gradmatch.core.estimators",
     "loss_gradient": "gradmatch.core.autodiff",
     "flat_parameters": "gradmatch.core.autodiff",
+    "loss_value": "gradmatch.core.autodiff",
     "gradient": "gradmatch.core.autodiff",
     "hessian_vector_product": "gradmatch.core.autodiff",
+    "hessian_gradient": "gradmatch.core.autodiff",
     "gradient_flow": "gradmatch.core.flows",
     "modified_flow": "gradmatch.core.flows",
     "IGRFit": "gradmatch.core.igr",
     "estimate_igr": "gradmatch.core.igr",
+    "fit_igr": "gradmatch.core.igr",
 }
 
 __all__ = sorted(_EXPORTS)

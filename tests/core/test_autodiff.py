@@ -10,6 +10,7 @@ from gradmatch.core.autodiff import (
     hessian_gradient,
     hessian_vector_product,
     loss_gradient,
+    loss_value,
 )
 
 
@@ -96,3 +97,19 @@ def test_float32_data_follow_a_float64_model():
     model, (X, y) = _mlp(), _data()
     result = loss_gradient(model, "mse", X.float(), y.float())
     torch.testing.assert_close(result, loss_gradient(model, "mse", X, y), rtol=1e-6, atol=1e-8)
+
+
+def test_loss_value_is_the_mean_loss_at_theta_without_touching_the_model():
+    model, (X, y) = _mlp(outputs=4), _data(outputs=4)
+    before = flat_parameters(model)
+    with torch.no_grad():
+        expected = float(torch.nn.functional.cross_entropy(model(X), y))
+    assert loss_value(model, "cross_entropy", X, y) == expected
+    assert loss_value(model, "cross_entropy", X, y, batch_size=9) == pytest.approx(expected)
+    shifted = loss_value(model, "cross_entropy", X, y, before + 0.1)
+    assert shifted != expected
+    np.testing.assert_array_equal(flat_parameters(model), before)
+    regression, (Xr, yr) = _mlp(), _data()
+    with torch.no_grad():
+        mse = float(torch.mean((regression(Xr)[:, 0] - yr) ** 2))
+    assert loss_value(regression, "mse", Xr, yr) == pytest.approx(mse, rel=1e-15)

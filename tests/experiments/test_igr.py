@@ -1,8 +1,12 @@
-"""Figure 6 (IGR): Eq. 6 calibration, RK4 order, checkpoint selection and exclusion, plots."""
+"""Figure 6 (IGR): Eq. 6 calibration, RK4 order, checkpoint selection and exclusion, tables,
+settings, torch-free import, plots."""
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,9 +14,11 @@ import pytest
 import torch
 from torch import nn
 
+from gradmatch import config
 from gradmatch.core import flows
+from gradmatch.data import normalization
 from gradmatch.experiments import igr
-from gradmatch.plots import fig6_igr
+from gradmatch.plots import fig6
 
 
 def tanh_regression(seed: int = 0):
@@ -83,8 +89,10 @@ def test_runs_that_never_reach_the_threshold_are_kept_and_flagged():
     assert runs["width"].tolist() == [6, 6]
     assert runs["n_params"].iloc[0] == 64 * 6 + 4 * 6 * 6 + 6 * 10 + 10
     assert len(out["epochs"]) == 2 * 2
+    igr.TABLES["runs"].check(runs)
+    igr.TABLES["epochs"].check(out["epochs"])
     with pytest.raises(ValueError, match="none of the 2 runs"):
-        fig6_igr.draw({"runs": runs})
+        fig6.draw({"runs": runs})
 
 
 def test_eligible_run_is_probed_at_its_best_validation_epoch():
@@ -100,6 +108,8 @@ def test_eligible_run_is_probed_at_its_best_validation_epoch():
     assert runs["lambda_ratio"].tolist() == pytest.approx(
         (runs["lambda_hat"] / (runs["lr"] * runs["n_params"] / 4)).tolist()
     )
+    for name, table in igr.TABLES.items():
+        table.check(out[name], name)
 
 
 def test_chunk_out_of_range_names_the_widths():
@@ -113,10 +123,52 @@ def test_split_larger_than_the_data_names_the_key():
 
 
 def test_digits_normalisation_uses_the_train_split_statistics():
-    x, _ = igr.load_normalized("digits", "train", "unused")
+    x, _ = normalization.load_normalized("digits", "train", None)
     assert float(x.double().mean()) == pytest.approx(0.0, abs=1e-5)
     assert float(x.double().std()) == pytest.approx(1.0, abs=1e-5)
-    assert igr.normalization("mnist", "unused") == (0.1307, 0.3081)
+    assert normalization.normalization("mnist", None) == (0.1307, 0.3081)
+
+
+def test_mnist_without_mnist_dir_says_the_workflow_fills_it():
+    settings = igr.Settings(dataset="mnist")
+    assert settings.mnist_dir is None
+    with pytest.raises(ValueError, match="set mnist_dir"):
+        igr.split_data(settings)
+
+
+def test_module_imports_reads_tables_and_counts_chunks_without_torch():
+    code = (
+        "import sys; from gradmatch.experiments import igr; "
+        "s = igr.Settings(widths=(4, 8, 16)); "
+        "print(igr.n_chunks(s), sorted(igr.TABLES), igr.RESOURCES.gpu, 'torch._C' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "['epochs',", "'runs']", "1", "False"]
+
+
+def test_settings_defaults_are_the_paper_values_and_bad_values_name_the_key():
+    settings = igr.Settings()
+    assert settings.widths == (50, 100, 200, 400, 800, 1600) and len(settings.learning_rates) == 7
+    assert (settings.epochs, settings.n_train, settings.probe_steps) == (50, 10_000, 5)
+    assert "wandb" not in settings.record()
+    for changes, key in [
+        ({"widths": ()}, "widths"),
+        ({"learning_rates": (0.1, 0.0)}, "learning_rates"),
+        ({"min_train_accuracy": 1.5}, "min_train_accuracy"),
+        ({"probe_dtype": "float16"}, "probe_dtype"),
+        ({"data_root": "data/raw/mnist"}, "data_root"),
+    ]:
+        with pytest.raises(ValueError, match=key):
+            igr.Settings(**changes)
+
+
+def test_smoke_preset_overlays_the_paper_defaults():
+    smoke = config.section_settings(config.load_yaml("config/smoke.yaml"), "igr")
+    assert smoke.widths == (8, 16) and smoke.learning_rates == (0.001, 0.5)
+    assert (smoke.epochs, smoke.min_train_accuracy, smoke.probe_size) == (2, 0.15, 256)
+    assert (smoke.depth, smoke.probe_seed_offset, smoke.dataset) == (5, 991, "digits")
+    assert json.loads(config.settings_record(smoke))["preset"] == "smoke"
 
 
 def test_fig6_counts_excluded_runs_in_the_title():
@@ -132,6 +184,6 @@ def test_fig6_counts_excluded_runs_in_the_title():
             "test_accuracy": [0.9, 0.92, 0.91, np.nan],
         }
     )
-    figure = fig6_igr.draw({"runs": runs})
+    figure = fig6.draw({"runs": runs})
     assert "3 of 4 runs shown; 1 excluded" in figure._suptitle.get_text()
     assert len(figure.axes) == 4  # three panels and the colorbar

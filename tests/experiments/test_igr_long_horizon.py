@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from gradmatch.experiments import igr_long_horizon as lh
-from gradmatch.plots import figS_igr_long_horizon
+from gradmatch.plots import figS1
+from gradmatch.train import resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,7 @@ def test_drift_table_starts_at_zero_and_grows(synthetic):
     assert trace["drift_original"].iloc[10] > trace["drift_original"].iloc[1] > 0
     assert trace["time"].iloc[-1] == pytest.approx(50 * 0.03)
     assert set(synthetic["preset"]) == {"smoke"} and set(synthetic["n_params"]) == {10}
+    lh.TABLES["drift"].check(synthetic)
 
 
 def test_gd_loss_decreases_on_the_regression(synthetic):
@@ -54,7 +59,7 @@ def test_mlp_case_runs_on_digits_and_stays_below_one_for_tanh():
 def test_too_many_mlp_samples_names_the_key():
     settings = lh.Settings(mlp_samples=5000, dataset="digits", device="cpu")
     with pytest.raises(ValueError, match="igr_long_horizon.mlp_samples"):
-        lh.mlp_problem(settings, "tanh", lh.resolve_device("cpu"))
+        lh.mlp_problem(settings, "tanh", resolve_device("cpu"))
 
 
 def test_unknown_activation_is_rejected():
@@ -63,8 +68,25 @@ def test_unknown_activation_is_rejected():
 
 
 def test_plot_draws_two_panels_and_refuses_an_empty_table(synthetic):
-    figure = figS_igr_long_horizon.draw({"drift": synthetic})
+    figure = figS1.draw({"drift": synthetic})
     assert len(figure.axes) == 2
     assert figure.axes[0].get_yscale() == "log" and figure.axes[1].get_yscale() == "log"
     with pytest.raises(ValueError, match="no step k > 0"):
-        figS_igr_long_horizon.draw({"drift": synthetic[synthetic["step"] == 0]})
+        figS1.draw({"drift": synthetic[synthetic["step"] == 0]})
+
+
+def test_mnist_without_mnist_dir_says_the_workflow_fills_it():
+    settings = lh.Settings(dataset="mnist", device="cpu")
+    with pytest.raises(ValueError, match="set mnist_dir"):
+        lh.mlp_problem(settings, "tanh", resolve_device("cpu"))
+
+
+def test_module_imports_and_reads_tables_without_torch():
+    code = (
+        "import sys; from gradmatch.experiments import igr_long_horizon as lh; "
+        "s = lh.Settings(mlp_samples=10); "
+        "print(list(lh.TABLES), lh.RESOURCES.gpu, s.rk4_substeps, 'torch._C' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["['drift']", "1", "20", "False"]

@@ -9,6 +9,7 @@ are never changed. Losses: ``"mse"`` = mean squared error over all outputs witho
 - :func:`loss_gradient`: the matching target −∇L(θ̂) as a vector-Jacobian product (Appendix D),
   (∂L/∂ŷ)ᵀ J_θ ŷ with ∂L/∂ŷ = 2(ŷ − y)/(nk) (MSE) or (softmax(ŷ) − onehot(y))/n (CE),
   accumulated over batches of ``batch_size`` rows, returned as a float64 tensor.
+- :func:`loss_value`: L(θ) itself, as a float.
 - :func:`gradient`, :func:`hessian_vector_product`, :func:`hessian_gradient`: ∇L(θ), H(θ)v and
   (∇L, H∇L) by double backpropagation, in the model's dtype.
 
@@ -30,6 +31,7 @@ __all__ = [
     "hessian_gradient",
     "hessian_vector_product",
     "loss_gradient",
+    "loss_value",
 ]
 
 LOSSES = ("mse", "cross_entropy")
@@ -150,6 +152,26 @@ def loss_gradient(
 
 def _loss_at(model, loss, theta, inputs, labels) -> torch.Tensor:
     return _mean_loss(functional_call(model, _split(model, theta), (inputs,)), labels, loss)
+
+
+def loss_value(
+    model: torch.nn.Module,
+    loss: str,
+    X: Any,
+    y: Any,
+    theta: Any = None,
+    *,
+    batch_size: int | None = None,
+) -> float:
+    """L(θ), the mean loss over (X, y), as a float; θ defaults to the model's weights."""
+    loss = _check_loss(loss)
+    point = _flat_tensor(model, theta)
+    total = 0.0
+    with torch.no_grad():
+        for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
+            value = _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
+            total += float(value)
+    return total
 
 
 def gradient(

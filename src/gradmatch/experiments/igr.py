@@ -12,7 +12,9 @@ with full-batch gradient g = ∇L(θ) and Hessian–gradient product Hg (double 
 
 and with (Hg_t, r_t) stacked over ``probe_steps`` GD probe steps θ_{t+1} = θ_t − ηg_t,
 
-    λ̂ = (p/2)·⟨Hg, r⟩/⟨Hg, Hg⟩,    residual ratio = ‖r − (2λ̂/p)Hg‖/‖r‖.
+    λ̂ = (p/2)·⟨Hg, r⟩/⟨Hg, Hg⟩,    residual ratio = ‖r − (2λ̂/p)Hg‖/‖r‖
+
+(:func:`gradmatch.core.igr.estimate_igr`).
 
 r ≈ (η/2)Hg is the first term of a series in ηh (h a Hessian eigenvalue): on a quadratic the
 component of r along an eigenvector is g·(1 − (1 − e^{−ηh})/(ηh)) against (ηh/2)·g, a ratio of
@@ -26,7 +28,8 @@ seed + 17, 50 epochs, cross-entropy, float32, torch seed = seed). Data: one perm
 ``split_seed``) of the train split gives ``n_train`` training and the next ``n_val`` validation
 images; ``n_test`` test images come from a permutation (seed ``test_seed``) of the test split.
 Pixels are normalised (x − μ)/σ with MNIST's μ = 0.1307, σ = 0.3081; for ``digits`` μ and σ are
-the pixel mean and standard deviation of the whole digits train split (computed, not tuned).
+the pixel mean and standard deviation of the whole digits train split (computed, not tuned;
+:mod:`gradmatch.data.normalization`). MNIST is read from ``mnist_dir``, which the workflow fills.
 Checkpoint: among epochs 1..E with train accuracy ≥ ``min_train_accuracy`` the one with the best
 validation accuracy (first on ties); a run that never reaches the threshold is kept in the table
 with ``excluded = True`` and no probe. Probe on ``probe_size`` training images (permutation seed
@@ -40,96 +43,142 @@ authors' choice).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-import torch
+from pydantic import Field
 
-from gradmatch.core import flows
+from gradmatch import settings as base
+from gradmatch._lazy import lazy_import
+from gradmatch.tables import Table, columns
 from gradmatch.tracking import Tracker
-from gradmatch.train.models import MLPSpec
-from gradmatch.train.optim import SGD
-from gradmatch.train.trainer import TrainResult, train_batched
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+torch = lazy_import("torch")
+igr_core = lazy_import("gradmatch.core.igr")
+data_norm = lazy_import("gradmatch.data.normalization")
+train = lazy_import("gradmatch.train")
+
+LABELS = columns(
+    ("preset", "str", "scale preset"),
+    ("dataset", "str", "image data: mnist | digits"),
+    ("seed", "int64", "torch seed of the initialisation"),
+    ("width", "int64", "hidden width w"),
+)
+TABLES = {
+    "runs": Table(
+        LABELS
+        + columns(
+            ("depth", "int64", "hidden layers"),
+            ("n_params", "int64", "p, scalar parameters of the network"),
+            ("lr", "float64", "SGD step size η (= η_probe)"),
+            ("epochs", "int64", "training epochs"),
+            ("min_train_accuracy", "float64", "checkpoint eligibility threshold", "fraction"),
+            ("max_train_accuracy", "float64", "best train accuracy over epochs", "fraction"),
+            ("final_train_accuracy", "float64", "train accuracy after the last epoch", "fraction"),
+            ("excluded", "bool", "no epoch reached min_train_accuracy (no probe)"),
+            ("exclusion_reason", "str", "why the run is excluded ('' when kept)"),
+            ("selected_epoch", "int64", "1-based checkpoint epoch (−1 when excluded)"),
+            ("train_accuracy", "float64", "train accuracy at the checkpoint", "fraction"),
+            ("val_accuracy", "float64", "validation accuracy at the checkpoint", "fraction"),
+            ("test_accuracy", "float64", "test accuracy at the checkpoint", "fraction"),
+            ("probe_size", "int64", "training images of the full-batch probe"),
+            ("probe_steps", "int64", "GD probe steps T of Eq. 6"),
+            ("rk4_substeps", "int64", "RK4 substeps per interval η"),
+            ("probe_dtype", "str", "precision of the probe: float32 | float64"),
+            ("lambda_theory", "float64", "Barrett & Dherin's ηp/4"),
+            ("r_ig", "float64", "R_IG = ‖∇L(θ)‖²/p at the checkpoint (NaN when excluded)"),
+            ("lambda_hat", "float64", "λ̂ of Eq. 6 (NaN when excluded)"),
+            ("lambda_ratio", "float64", "λ̂/(ηp/4)"),
+            ("residual_ratio", "float64", "‖r − (2λ̂/p)Hg‖/‖r‖ of the Eq. 6 fit"),
+        ),
+        key=("width", "lr"),
+        doc="one row per (width, step size): checkpoint, accuracies and the Eq. 6 probe",
+    ),
+    "epochs": Table(
+        LABELS
+        + columns(
+            ("lr", "float64", "SGD step size η"),
+            ("epoch", "int64", "1-based epoch"),
+            ("train_loss_running", "float64", "mean minibatch loss during the epoch", "nats"),
+            ("train_loss", "float64", "cross-entropy on the whole training subset", "nats"),
+            ("train_accuracy", "float64", "accuracy on the whole training subset", "fraction"),
+            ("val_loss", "float64", "validation cross-entropy", "nats"),
+            ("val_accuracy", "float64", "validation accuracy", "fraction"),
+            ("test_loss", "float64", "test cross-entropy", "nats"),
+            ("test_accuracy", "float64", "test accuracy", "fraction"),
+        ),
+        key=("width", "lr", "epoch"),
+        doc="the training history: one row per (width, step size, epoch)",
+    ),
+}
+RESOURCES = base.Resources(gpu=1, threads=2, runtime=120, mem_mb=16000)
+
+Width = Annotated[int, Field(ge=1)]
+StepSize = Annotated[float, Field(gt=0)]
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(base.Settings):
     """Every value of Figure 6; defaults are the paper's (H.5 and the authors' Snakemake rule)."""
 
-    widths: tuple[int, ...] = (50, 100, 200, 400, 800, 1600)  # hidden width w; one chunk each
-    learning_rates: tuple[float, ...] = (5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5)  # η
-    depth: int = 5  # hidden layers
-    activation: str = "tanh"
-    seed: int = 0  # torch seed of the initialisation; loader and probe seeds derive from it
-    batch_size: int = 128
-    epochs: int = 50
-    loader_seed_offset: int = 17  # shuffling generator seed = seed + offset
-    n_train: int = 10_000
-    n_val: int = 1_000
-    n_test: int = 5_000
-    split_seed: int = 0  # permutation of the train split (train, then validation)
-    test_seed: int = 1  # permutation of the test split
-    min_train_accuracy: float = 0.90  # checkpoint eligibility threshold (Barrett: 1.0)
-    probe_size: int = 2048  # training images of the full-batch probe (capped by n_train)
-    probe_seed_offset: int = 991  # probe subset permutation seed = seed + offset
-    probe_steps: int = 5
-    rk4_substeps: int = 10
-    probe_dtype: str = "float64"
-    dataset: str = "mnist"  # global key: mnist | digits
-    data_root: str = "data/raw/mnist"
-    device: str = "auto"  # global key: auto | cpu | cuda
-    preset: str = "default"  # global key, recorded in every row
-    wandb: dict | None = None  # W&B tracking (global key; gradmatch.tracking), never in tables
-
-    def __post_init__(self) -> None:
-        checks = {
-            "widths": len(self.widths) > 0 and min(self.widths) >= 1,
-            "learning_rates": len(self.learning_rates) > 0 and min(self.learning_rates) > 0,
-            "depth": self.depth >= 1,
-            "activation": self.activation in ("tanh", "relu"),
-            "batch_size": self.batch_size >= 1,
-            "epochs": self.epochs >= 1,
-            "n_train": self.n_train >= 1,
-            "n_val": self.n_val >= 1,
-            "n_test": self.n_test >= 1,
-            "min_train_accuracy": 0.0 <= self.min_train_accuracy <= 1.0,
-            "probe_size": self.probe_size >= 1,
-            "probe_steps": self.probe_steps >= 1,
-            "rk4_substeps": self.rk4_substeps >= 1,
-            "probe_dtype": self.probe_dtype in DTYPES,
-            "dataset": self.dataset in ("mnist", "digits"),
-            "device": self.device in ("auto", "cpu", "cuda"),
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"igr: invalid setting(s) {bad}; need non-empty widths >= 1 and step sizes > 0, "
-                "counts >= 1, min_train_accuracy in [0, 1], activation tanh | relu, "
-                f"probe_dtype in {sorted(DTYPES)}, dataset mnist | digits, device auto|cpu|cuda"
-            )
-
-
-def normalization(dataset: str, root: str) -> tuple[float, float]:
-    """(μ, σ): MNIST's constants, or the pixel mean and std of the digits train split."""
-    if dataset == "mnist":
-        return MNIST_MEAN, MNIST_STD
-    from gradmatch.data import load_images
-
-    x, _ = load_images(dataset, "train", root)
-    return float(x.double().mean()), float(x.double().std())
+    widths: tuple[Width, ...] = Field(
+        (50, 100, 200, 400, 800, 1600),
+        min_length=1,
+        description="hidden widths w, one chunk each (paper: 50, 100, 200, 400, 800, 1600)",
+    )
+    learning_rates: tuple[StepSize, ...] = Field(
+        (5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5),
+        min_length=1,
+        description="SGD step sizes η, trained together (paper: 5e-4 ... 0.5, seven values)",
+    )
+    depth: int = Field(5, ge=1, description="hidden layers (paper: 5)")
+    activation: Literal["tanh", "relu"] = Field(
+        "tanh", description="hidden activation (paper: tanh)"
+    )
+    seed: int = Field(
+        0, ge=0, description="torch seed of the init; loader and probe seeds add offsets (paper: 0)"
+    )
+    batch_size: int = Field(128, ge=1, description="SGD minibatch size (paper: 128)")
+    epochs: int = Field(50, ge=1, description="training epochs (paper: 50)")
+    loader_seed_offset: int = Field(
+        17, ge=0, description="shuffling generator seed = seed + offset (paper: 17)"
+    )
+    n_train: int = Field(10_000, ge=1, description="training images (paper: 10,000)")
+    n_val: int = Field(1_000, ge=1, description="validation images (paper: 1,000)")
+    n_test: int = Field(5_000, ge=1, description="test images (paper: 5,000)")
+    split_seed: int = Field(
+        0, ge=0, description="permutation seed of the train split: train, then val (paper: 0)"
+    )
+    test_seed: int = Field(1, ge=0, description="permutation seed of the test split (paper: 1)")
+    min_train_accuracy: float = Field(
+        0.90,
+        ge=0,
+        le=1,
+        description="checkpoint eligibility: train accuracy >= this (paper: 0.90; Barrett: 1.0)",
+    )
+    probe_size: int = Field(
+        2048,
+        ge=1,
+        description="training images of the full-batch probe, capped by n_train (paper: 2048)",
+    )
+    probe_seed_offset: int = Field(
+        991, ge=0, description="probe subset permutation seed = seed + offset (paper: 991)"
+    )
+    probe_steps: int = Field(5, ge=1, description="GD probe steps T of Eq. 6 (paper: 5)")
+    rk4_substeps: int = Field(10, ge=1, description="RK4 substeps per interval η (paper: 10)")
+    probe_dtype: Literal["float32", "float64"] = Field(
+        "float64",
+        description="precision of the Eq. 6 probe (paper: float64; the authors used float32)",
+    )
+    dataset: base.Dataset = "mnist"
+    mnist_dir: base.MnistDir = None
+    device: base.Device = "auto"
+    preset: base.Preset = "default"
+    wandb: base.Wandb = base.Wandb()
 
 
-def load_normalized(dataset: str, split: str, root: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flattened images of ``split`` normalised as (x − μ)/σ (see :func:`normalization`)."""
-    from gradmatch.data import load_images
-
-    x, y = load_images(dataset, split, root)
-    mean, std = normalization(dataset, root)
-    return (x - mean) / std, y
+def _dtype(name: str):
+    return {"float32": torch.float32, "float64": torch.float64}[name]
 
 
 def _permutation(n: int, seed: int) -> torch.Tensor:
@@ -138,8 +187,8 @@ def _permutation(n: int, seed: int) -> torch.Tensor:
 
 def split_data(settings: Settings) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Train, val (disjoint, one permutation), test (another) and probe subsets (CPU tensors)."""
-    x, y = load_normalized(settings.dataset, "train", settings.data_root)
-    x_test, y_test = load_normalized(settings.dataset, "test", settings.data_root)
+    x, y = data_norm.load_normalized(settings.dataset, "train", settings.mnist_dir)
+    x_test, y_test = data_norm.load_normalized(settings.dataset, "test", settings.mnist_dir)
     need = settings.n_train + settings.n_val
     if need > len(x):
         raise ValueError(
@@ -152,16 +201,16 @@ def split_data(settings: Settings) -> dict[str, tuple[torch.Tensor, torch.Tensor
             f"{settings.dataset}; lower igr.n_test in the config"
         )
     order = _permutation(len(x), settings.split_seed)
-    train, val = order[: settings.n_train], order[settings.n_train : need]
-    test = _permutation(len(x_test), settings.test_seed)[: settings.n_test]
+    train_rows, val_rows = order[: settings.n_train], order[settings.n_train : need]
+    test_rows = _permutation(len(x_test), settings.test_seed)[: settings.n_test]
     probe_n = min(settings.probe_size, settings.n_train)
-    probe = train[_permutation(settings.n_train, settings.seed + settings.probe_seed_offset)]
-    probe = probe[:probe_n]
+    probe_order = _permutation(settings.n_train, settings.seed + settings.probe_seed_offset)
+    probe_rows = train_rows[probe_order][:probe_n]
     return {
-        "train": (x[train], y[train]),
-        "val": (x[val], y[val]),
-        "test": (x_test[test], y_test[test]),
-        "probe": (x[probe], y[probe]),
+        "train": (x[train_rows], y[train_rows]),
+        "val": (x[val_rows], y[val_rows]),
+        "test": (x_test[test_rows], y_test[test_rows]),
+        "probe": (x[probe_rows], y[probe_rows]),
     }
 
 
@@ -186,14 +235,14 @@ def select_checkpoint(
     return np.where(excluded, -1, chosen), excluded
 
 
-def model_spec(settings: Settings, width: int, n_features: int) -> MLPSpec:
+def model_spec(settings: Settings, width: int, n_features: int) -> train.MLPSpec:
     """``depth`` hidden tanh layers of ``width`` without biases, then Linear(width → 10) + bias."""
-    return MLPSpec(
+    return train.MLPSpec(
         n_features, (width,) * settings.depth, 10, settings.activation, hidden_bias=False
     )
 
 
-def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> TrainResult:
+def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> train.TrainResult:
     """All step sizes of one width as stacked members (same seed, per-member η), plain SGD.
 
     The best state of a member maximises the validation accuracy among epochs whose accuracy on
@@ -208,13 +257,13 @@ def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> Tr
         eligible = metrics["train_eval_acc"] >= threshold
         return torch.where(eligible, metrics["val_acc"], torch.nan)
 
-    return train_batched(
+    return train.train_batched(
         model_spec(settings, width, x_train.shape[1]),
         seeds=[settings.seed] * k,
         X=x_train,
         y=y_train,
         loss="cross_entropy",
-        optimizer=SGD(lr=list(settings.learning_rates)),
+        optimizer=train.SGD(lr=list(settings.learning_rates)),
         epochs=settings.epochs,
         batch_size=settings.batch_size,
         drop_last=False,
@@ -237,16 +286,16 @@ def _accuracy_matrix(history: pd.DataFrame, column: str, k: int, epochs: int) ->
 
 def probe_model(
     settings: Settings, model, data: tuple, lr: float, loss: str = "cross_entropy"
-) -> flows.IGRFit:
+) -> igr_core.IGRFit:
     """Eq. 6 at ``model``'s weights on (x, y) = ``data`` in ``probe_dtype``, η_probe = ``lr``.
 
     R_IG = ‖∇L‖²/p at the first probe point is ``grad_norm_squared`` of the result.
     """
-    dtype = DTYPES[settings.probe_dtype]
+    dtype = _dtype(settings.probe_dtype)
     model = model.to(dtype)
     device = next(model.parameters()).device
     x, y = data
-    return flows.estimate_igr(
+    return igr_core.estimate_igr(
         model,
         loss,
         x.to(device=device, dtype=dtype),
@@ -257,13 +306,13 @@ def probe_model(
     )
 
 
-def probe_member(settings: Settings, result: TrainResult, k: int, data: dict) -> flows.IGRFit:
+def probe_member(settings: Settings, result, k: int, data: dict) -> igr_core.IGRFit:
     """:func:`probe_model` at member k's selected state on the probe subset."""
     model = result.member(k, "best")
     return probe_model(settings, model, data["probe"], settings.learning_rates[k])
 
 
-def member_rows(settings: Settings, width: int, result: TrainResult, data: dict) -> pd.DataFrame:
+def member_rows(settings: Settings, width: int, result, data: dict) -> pd.DataFrame:
     """One row per step size: checkpoint, exclusion flag, accuracies, R_IG, λ̂, ηp/4."""
     k, history = len(settings.learning_rates), result.history
     matrices = {
@@ -286,7 +335,7 @@ def member_rows(settings: Settings, width: int, result: TrainResult, data: dict)
         row.update(_checkpoint_columns(matrices, chosen[member], excluded[member], member))
         row.update(_probe_columns(settings, result, member, data, excluded[member]))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return TABLES["runs"].frame(rows)
 
 
 def _base_row(settings, width, p, member, lr, matrices) -> dict:
@@ -352,7 +401,7 @@ def _probe_columns(settings, result, member, data, excluded) -> dict:
     }
 
 
-def epoch_rows(settings: Settings, width: int, result: TrainResult) -> pd.DataFrame:
+def epoch_rows(settings: Settings, width: int, result) -> pd.DataFrame:
     """The training history: one row per (step size, epoch) with accuracies and losses."""
     history = result.history
     lrs = np.asarray(settings.learning_rates, dtype=float)
@@ -377,7 +426,7 @@ def epoch_rows(settings: Settings, width: int, result: TrainResult) -> pd.DataFr
     }
     for source, target in renames.items():
         table[target] = history[source].to_numpy()
-    return table
+    return TABLES["epochs"].frame(table)
 
 
 def n_chunks(settings: Settings) -> int:
@@ -400,8 +449,9 @@ def run(settings: Settings, chunk: int) -> dict[str, pd.DataFrame]:
     width = settings.widths[chunk]
     data = split_data(settings)
     labels = [f"lr={lr:g}" for lr in settings.learning_rates]
-    config = {**asdict(settings), "chunk": chunk, "width": width, "members": labels}
-    with Tracker(settings.wandb, group="igr", name=f"chunk-{chunk}", config=config) as tracker:
+    config = {**settings.record(), "chunk": chunk, "width": width, "members": labels}
+    wandb = settings.wandb.model_dump()
+    with Tracker(wandb, group="igr", name=f"chunk-{chunk}", config=config) as tracker:
         torch.manual_seed(settings.seed)
         result = train_width(settings, width, data, tracker.member_logger(labels))
         runs = member_rows(settings, width, result, data)

@@ -6,10 +6,11 @@ the *modified* flow
     dθ/dt = −∇L̃(θ) = −∇L(θ) − (η/2)·H(θ)∇L(θ),     L̃ = L + (η/4)‖∇L‖²,
 
 but only O(η) close to the original flow dθ/dt = −∇L(θ). The paper's Eq. 6 estimator
-(:mod:`gradmatch.experiments.igr`) relies on this one-step statement; here we check how long it
-lasts. From one shared θ0 we run N steps of discrete GD and integrate both flows with classical
-RK4 (``rk4_substeps`` per interval of length η, Hg by double backpropagation), and record the
-drifts ‖θ_k^GD − θ_flow(kη)‖ and ‖θ_k^GD − θ_modified(kη)‖ and their ratio at every k.
+(:mod:`gradmatch.core.igr`, Figure 6) relies on this one-step statement; here we check how long
+it lasts. From one shared θ0 we run N steps of discrete GD and integrate both flows with
+classical RK4 (:mod:`gradmatch.core.flows`; ``rk4_substeps`` per interval of length η, Hg by
+double backpropagation), and record the drifts ‖θ_k^GD − θ_flow(kη)‖ and
+‖θ_k^GD − θ_modified(kη)‖ and their ratio at every k.
 
 Cases (float64 throughout):
 
@@ -18,8 +19,9 @@ Cases (float64 throughout):
   run per η in ``synthetic_lrs``;
 * an MLP d → 64 → 32 → 10 without hidden biases (output bias kept), tanh or ReLU, cross-entropy,
   on ``mlp_samples`` training images (first entries of a permutation with seed ``seed`` of the
-  train split of ``dataset``, normalised as in :mod:`gradmatch.experiments.igr`), default PyTorch
-  initialisation with ``torch.manual_seed(seed)``.
+  train split of ``dataset``, normalised as in Figure 6 by :mod:`gradmatch.data.normalization`;
+  MNIST is read from ``mnist_dir``, which the workflow fills), default PyTorch initialisation
+  with ``torch.manual_seed(seed)``.
 
 Values: the authors' ``barrett_igr_long_horizon`` as described in paper Appendix I.
 """
@@ -27,64 +29,85 @@ Values: the authors' ``barrett_igr_long_horizon`` as described in paper Appendix
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
+from pydantic import Field
 from tqdm.auto import tqdm
 
-from gradmatch.core import flows
-from gradmatch.experiments.igr import load_normalized
-from gradmatch.train.devices import resolve_device
-from gradmatch.train.models import ACTIVATIONS, MLPSpec, build_mlp
+from gradmatch import settings as base
+from gradmatch._lazy import lazy_import
+from gradmatch.tables import Table, columns
+
+torch = lazy_import("torch")
+autodiff = lazy_import("gradmatch.core.autodiff")
+flows = lazy_import("gradmatch.core.flows")
+data_norm = lazy_import("gradmatch.data.normalization")
+train = lazy_import("gradmatch.train")
+
+TABLES = {
+    "drift": Table(
+        columns(
+            ("case", "str", "linear_eta<η> | mlp_<activation>"),
+            ("model", "str", "linear | mlp"),
+            ("activation", "str", "hidden activation of the MLP (none for linear)"),
+            ("data", "str", "synthetic | the image data set"),
+            ("lr", "float64", "GD step size η"),
+            ("n_params", "int64", "p, scalar parameters of the model"),
+            ("step", "int64", "GD step k"),
+            ("drift_original", "float64", "‖θ_k − φ(kη)‖, GD against the gradient flow"),
+            ("drift_modified", "float64", "‖θ_k − φ̃(kη)‖, GD against the modified flow"),
+            ("loss_gd", "float64", "L(θ_k) on the full batch"),
+            ("time", "float64", "flow time kη"),
+            ("drift_ratio", "float64", "drift_modified/drift_original (NaN at k = 0)"),
+            ("rk4_substeps", "int64", "RK4 substeps per interval η"),
+            ("preset", "str", "scale preset"),
+        ),
+        key=("case", "step"),
+        doc="one row per (case, step k): drifts of GD from both flows at time kη",
+    )
+}
+RESOURCES = base.Resources(gpu=1, threads=2, runtime=60, mem_mb=8000)
+
+StepSize = Annotated[float, Field(gt=0)]
+Width = Annotated[int, Field(ge=1)]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every value of the long-horizon comparison; defaults are the authors'."""
+class Settings(base.Settings):
+    """Every value of the long-horizon comparison; defaults are the authors' (paper Appendix I)."""
 
-    synthetic_samples: int = 500  # n rows of X
-    synthetic_features: int = 10  # p columns of X (= parameters)
-    synthetic_beta_scale: float = 3.0  # β = scale·N(0, I)
-    synthetic_noise_std: float = 0.1  # y = Xβ + noise_std·ε
-    synthetic_lrs: tuple[float, ...] = (0.01, 0.03)  # one run per η
-    synthetic_steps: int = 50  # GD steps N
-    mlp_hidden: tuple[int, ...] = (64, 32)  # hidden widths of the MLP (no hidden biases)
-    mlp_activations: tuple[str, ...] = ("tanh", "relu")  # one run per activation
-    mlp_lr: float = 0.01  # η of the MLP runs
-    mlp_steps: int = 30  # GD steps N of the MLP runs
-    mlp_samples: int = 1000  # training images in the full batch
-    rk4_substeps: int = 20  # RK4 substeps per interval of length η
-    seed: int = 0  # data draw, permutation and torch init seed
-    dataset: str = "mnist"  # images of the MLP runs (global key): mnist | digits
-    data_root: str = "data/raw/mnist"  # MNIST IDX files (dataset mnist only)
-    device: str = "auto"  # auto | cpu | cuda (global key)
-    preset: str = "default"  # recorded in every row (global key)
-
-    def __post_init__(self) -> None:
-        bad = [
-            name
-            for name, ok in {
-                "synthetic_samples": self.synthetic_samples >= 2,
-                "synthetic_features": self.synthetic_features >= 1,
-                "synthetic_lrs": len(self.synthetic_lrs) > 0 and min(self.synthetic_lrs) > 0,
-                "synthetic_steps": self.synthetic_steps >= 1,
-                "mlp_lr": self.mlp_lr > 0,
-                "mlp_steps": self.mlp_steps >= 0,
-                "mlp_samples": self.mlp_samples >= 1,
-                "rk4_substeps": self.rk4_substeps >= 1,
-                "mlp_activations": set(self.mlp_activations) <= set(ACTIVATIONS),
-                "dataset": self.dataset in ("mnist", "digits"),
-            }.items()
-            if not ok
-        ]
-        if bad:
-            raise ValueError(
-                f"igr_long_horizon: invalid setting(s) {bad}; need sizes and step counts >= 1, "
-                f"positive step sizes, activations in {sorted(ACTIVATIONS)} and dataset "
-                "mnist | digits"
-            )
+    synthetic_samples: int = Field(500, ge=2, description="n, rows of X (paper: 500)")
+    synthetic_features: int = Field(
+        10, ge=1, description="p, columns of X (= parameters) (paper: 10)"
+    )
+    synthetic_beta_scale: float = Field(
+        3.0, gt=0, description="β = beta_scale · N(0, I) (paper: 3.0)"
+    )
+    synthetic_noise_std: float = Field(0.1, ge=0, description="y = Xβ + noise_std · ε (paper: 0.1)")
+    synthetic_lrs: tuple[StepSize, ...] = Field(
+        (0.01, 0.03), min_length=1, description="GD step sizes η, one run each (paper: 0.01, 0.03)"
+    )
+    synthetic_steps: int = Field(50, ge=1, description="GD steps N (paper: 50)")
+    mlp_hidden: tuple[Width, ...] = Field(
+        (64, 32), description="hidden widths of the MLP, no hidden biases (paper: 64, 32)"
+    )
+    mlp_activations: tuple[Literal["tanh", "relu"], ...] = Field(
+        ("tanh", "relu"), description="one MLP run per activation (paper: tanh, relu)"
+    )
+    mlp_lr: float = Field(0.01, gt=0, description="GD step size η of the MLP runs (paper: 0.01)")
+    mlp_steps: int = Field(30, ge=0, description="GD steps N of the MLP runs (paper: 30)")
+    mlp_samples: int = Field(
+        1000, ge=1, description="training images in the MLP's full batch (paper: 1000)"
+    )
+    rk4_substeps: int = Field(
+        20, ge=1, description="RK4 substeps per interval η for both flows (paper: 20)"
+    )
+    seed: int = Field(0, ge=0, description="data draw, permutation and torch init seed (paper: 0)")
+    dataset: base.Dataset = "mnist"
+    mnist_dir: base.MnistDir = None
+    device: base.Device = "auto"
+    preset: base.Preset = "default"
 
 
 def drift_trace(problem: Problem, lr: float, steps: int, substeps: int) -> dict[str, np.ndarray]:
@@ -104,7 +127,7 @@ def drift_trace(problem: Problem, lr: float, steps: int, substeps: int) -> dict[
         rows["loss_gd"].append(problem.value(gd))
         if step == steps:
             break
-        gd = gd - lr * flows.gradient(model, loss, x, y, gd).double()
+        gd = gd - lr * autodiff.gradient(model, loss, x, y, gd).double()
         original = flows.gradient_flow(model, loss, x, y, lr, theta=original, substeps=substeps)
         modified = flows.modified_flow(model, loss, x, y, lr, lr, theta=modified, substeps=substeps)
     out = {key: np.asarray(value) for key, value in rows.items()}
@@ -116,7 +139,7 @@ def drift_trace(problem: Problem, lr: float, steps: int, substeps: int) -> dict[
 class Problem:
     """A float64 model, its loss name and full batch (x, y), and the shared start θ0."""
 
-    model: nn.Module
+    model: torch.nn.Module
     loss: str
     x: torch.Tensor
     y: torch.Tensor
@@ -124,18 +147,10 @@ class Problem:
 
     def value(self, theta: torch.Tensor) -> float:
         """L(θ) on the full batch."""
-        params, start = {}, 0
-        for name, parameter in self.model.named_parameters():
-            params[name] = theta[start : start + parameter.numel()].view_as(parameter)
-            start += parameter.numel()
-        with torch.no_grad():
-            output = torch.func.functional_call(self.model, params, (self.x,))
-        if self.loss == "mse":
-            return float(nn.functional.mse_loss(output.reshape(self.y.shape), self.y))
-        return float(nn.functional.cross_entropy(output, self.y))
+        return autodiff.loss_value(self.model, self.loss, self.x, self.y, theta)
 
 
-def synthetic_problem(settings: Settings, device: torch.device) -> Problem:
+def synthetic_problem(settings: Settings, device) -> Problem:
     """Linear regression y = Xβ + noise, model x ↦ xᵀθ (no bias) from θ0 = 0, MSE (float64)."""
     generator = torch.Generator().manual_seed(settings.seed)
     n, p = settings.synthetic_samples, settings.synthetic_features
@@ -143,16 +158,16 @@ def synthetic_problem(settings: Settings, device: torch.device) -> Problem:
     beta = settings.synthetic_beta_scale * torch.randn(p, generator=generator, dtype=torch.float64)
     noise = torch.randn(n, generator=generator, dtype=torch.float64)
     y = x @ beta + settings.synthetic_noise_std * noise
-    model = nn.Linear(p, 1, bias=False).double().to(device)
+    model = torch.nn.Linear(p, 1, bias=False).double().to(device)
     with torch.no_grad():
         model.weight.zero_()
     theta0 = torch.zeros(p, dtype=torch.float64, device=device)
     return Problem(model, "mse", x.to(device), y.to(device), theta0)
 
 
-def mlp_problem(settings: Settings, activation: str, device: torch.device) -> Problem:
+def mlp_problem(settings: Settings, activation: str, device) -> Problem:
     """MLP d → hidden → 10 (no hidden bias), CE, on the first ``mlp_samples`` permuted images."""
-    x, y = load_normalized(settings.dataset, "train", settings.data_root)
+    x, y = data_norm.load_normalized(settings.dataset, "train", settings.mnist_dir)
     if settings.mlp_samples > len(x):
         raise ValueError(
             f"igr_long_horizon.mlp_samples = {settings.mlp_samples} exceeds the "
@@ -160,9 +175,9 @@ def mlp_problem(settings: Settings, activation: str, device: torch.device) -> Pr
         )
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(settings.seed))
     keep = order[: settings.mlp_samples]
-    spec = MLPSpec(x.shape[1], settings.mlp_hidden, 10, activation, hidden_bias=False)
+    spec = train.MLPSpec(x.shape[1], settings.mlp_hidden, 10, activation, hidden_bias=False)
     torch.manual_seed(settings.seed)
-    model = build_mlp(spec).double().to(device)
+    model = train.build_mlp(spec).double().to(device)
     theta0 = torch.cat([param.detach().reshape(-1) for param in model.parameters()])
     x = x[keep].to(device=device, dtype=torch.float64)
     return Problem(model, "cross_entropy", x, y[keep].to(device), theta0)
@@ -176,7 +191,7 @@ def _frame(trace: dict, **labels) -> pd.DataFrame:
     return frame
 
 
-def cases(settings: Settings, device: torch.device):
+def cases(settings: Settings, device):
     """(labels, problem, η, steps) of every run: synthetic per η, then MLP per activation."""
     for lr in settings.synthetic_lrs:
         labels = {
@@ -202,7 +217,7 @@ def run(settings: Settings) -> pd.DataFrame:
 
     ``drift_ratio`` = drift_modified/drift_original is NaN at k = 0, where both drifts are 0.
     """
-    device = resolve_device(settings.device)
+    device = train.resolve_device(settings.device)
     frames = []
     for labels, problem, lr, steps in cases(settings, device):
         trace = drift_trace(problem, lr, steps, settings.rk4_substeps)
@@ -210,4 +225,4 @@ def run(settings: Settings) -> pd.DataFrame:
     table = pd.concat(frames, ignore_index=True)
     table["rk4_substeps"] = settings.rk4_substeps
     table["preset"] = settings.preset
-    return table
+    return TABLES["drift"].frame(table)

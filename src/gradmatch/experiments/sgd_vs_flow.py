@@ -4,8 +4,9 @@ The model is f(x; θ) = tanh(θ₁x + θ₂) with the mean squared error
 L(θ) = (1/n) Σ (f(x_i; θ) − y_i)² on n = 96 points x = linspace(−2.5, 2.5) and the target
 y = 0.75·tanh(1.4x − 0.35) + 0.12·sin(2.7x). A reference minimum θ* is found with Adam; the
 start θ0 = θ* + d·u lies at distance d along a random unit vector u. From θ0, full-batch
-gradient descent with a small step stands in for the gradient flow dθ/dt = −∇L(θ); SGD with a
-large step follows minibatch gradients, and at each iterate θ_k both the full-batch step
+gradient descent with a small step (``flow_lr``; :func:`small_step_descent`, not an ODE solver)
+stands in for the gradient flow dθ/dt = −∇L(θ) and is drawn as the path ``gradient_flow``; SGD
+with a large step follows minibatch gradients, and at each iterate θ_k both the full-batch step
 −η∇L(θ_k) and the minibatch step −η∇L_B(θ_k) are recorded. Their difference is the
 implicit regularization the trajectory form of the estimator (paper Eq. 4) attributes to SGD.
 
@@ -15,55 +16,126 @@ Values: paper Appendix H.1 and the authors' ``make_sgd_vs_full_batch``. Computed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
-import torch
+from pydantic import Field, model_validator
+
+from gradmatch import settings as base
+from gradmatch._lazy import lazy_import
+from gradmatch.tables import Table, columns
+
+torch = lazy_import("torch")
+
+PRESET = columns(("preset", "str", "scale preset"))
+THETA = columns(
+    ("theta_1", "float64", "θ₁, the slope inside tanh"),
+    ("theta_2", "float64", "θ₂, the offset inside tanh"),
+)
+TABLES = {
+    "path": Table(
+        columns(
+            ("path", "str", "gradient_flow (small-step full-batch GD) | sgd"),
+            ("step", "int64", "iterate index k"),
+        )
+        + THETA
+        + columns(("loss", "float64", "L(θ_k), full-batch mean squared error"))
+        + PRESET,
+        key=("path", "step"),
+        doc="the iterates of the gradient-flow proxy and of SGD",
+    ),
+    "sgd_steps": Table(
+        columns(("step", "int64", "SGD step k"))
+        + THETA
+        + columns(
+            ("full_step_1", "float64", "θ₁ component of −η∇L(θ_k), the full-batch step"),
+            ("full_step_2", "float64", "θ₂ component of −η∇L(θ_k)"),
+            ("batch_step_1", "float64", "θ₁ component of −η∇L_B(θ_k), the minibatch step"),
+            ("batch_step_2", "float64", "θ₂ component of −η∇L_B(θ_k)"),
+            ("learning_rate", "float64", "SGD step size η"),
+            ("batch_indices", "str", "indices of the minibatch B, space-separated"),
+        )
+        + PRESET,
+        key=("step",),
+        doc="one row per SGD step: its iterate and both step vectors (the arrows of Fig. 2)",
+    ),
+    "markers": Table(
+        columns(("marker", "str", "theta_star (reference minimum) | theta_0 (start)"))
+        + THETA
+        + columns(
+            ("loss", "float64", "L(θ) at the marker"),
+            ("grad_norm", "float64", "‖∇L(θ)‖ at the marker"),
+        )
+        + PRESET,
+        key=("marker",),
+    ),
+    "loss_grid": Table(
+        columns(
+            ("grid_row", "int64", "row index (θ₂ axis)"),
+            ("grid_col", "int64", "column index (θ₁ axis)"),
+        )
+        + THETA
+        + columns(("loss", "float64", "L(θ₁, θ₂) on the grid"))
+        + PRESET,
+        key=("grid_row", "grid_col"),
+        doc="the loss surface on a padded grid, long format",
+    ),
+}
+RESOURCES = base.Resources(runtime=10, mem_mb=2000)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(base.Settings):
     """Every value of Figure 2; defaults are the paper's."""
 
-    n_points: int = 96  # training inputs x = linspace(x_min, x_max, n_points)
-    x_min: float = -2.5
-    x_max: float = 2.5
-    torch_seed: int = 4  # global torch seed during the run (paper: torch.manual_seed(4))
-    reference_start: tuple[float, float] = (0.8, 0.1)  # Adam start for θ*
-    reference_lr: float = 0.04  # Adam learning rate for θ*
-    reference_steps: int = 900  # Adam steps for θ*
-    start_distance: float = 0.40  # ‖θ0 − θ*‖
-    generator_seed: int = 21  # torch Generator for u, then reused for the minibatch indices
-    flow_lr: float = 0.004  # full-batch GD step of the gradient-flow proxy
-    flow_steps: int = 3000
-    sgd_lr: float = 0.40
-    batch_size: int = 8
-    sgd_steps: int = 6
-    grid_points: int = 320  # loss grid is grid_points × grid_points
-    grid_pad_min: float = 0.1  # padding = max(grid_pad_min, grid_pad_fraction × range)
-    grid_pad_fraction: float = 0.25
-    preset: str = "default"  # recorded in every table (filled from the global key)
+    n_points: int = Field(
+        96, ge=2, description="training inputs x = linspace(x_min, x_max, n_points) (paper: 96)"
+    )
+    x_min: float = Field(-2.5, description="left end of the inputs (paper: -2.5)")
+    x_max: float = Field(2.5, description="right end of the inputs, > x_min (paper: 2.5)")
+    torch_seed: int = Field(
+        4, ge=0, description="global torch seed during the run (paper: torch.manual_seed(4))"
+    )
+    reference_start: tuple[float, float] = Field(
+        (0.8, 0.1), description="Adam start (θ₁, θ₂) for the reference minimum θ* (paper: 0.8, 0.1)"
+    )
+    reference_lr: float = Field(0.04, gt=0, description="Adam learning rate for θ* (paper: 0.04)")
+    reference_steps: int = Field(900, ge=1, description="full-batch Adam steps for θ* (paper: 900)")
+    start_distance: float = Field(0.40, gt=0, description="‖θ0 − θ*‖ (paper: 0.40)")
+    generator_seed: int = Field(
+        21,
+        ge=0,
+        description="torch Generator seed for u, then reused for the minibatches (paper: 21)",
+    )
+    flow_lr: float = Field(
+        0.004,
+        gt=0,
+        description="step of the small-step full-batch GD standing in for the flow (paper: 0.004)",
+    )
+    flow_steps: int = Field(
+        3000, ge=1, description="steps of the gradient-flow proxy (paper: 3000)"
+    )
+    sgd_lr: float = Field(0.40, gt=0, description="SGD step size η (paper: 0.40)")
+    batch_size: int = Field(8, ge=1, description="SGD minibatch size, <= n_points (paper: 8)")
+    sgd_steps: int = Field(6, ge=1, description="SGD steps (paper: 6)")
+    grid_points: int = Field(
+        320, ge=2, description="the loss grid is grid_points × grid_points (paper: 320)"
+    )
+    grid_pad_min: float = Field(
+        0.1, ge=0, description="grid padding = max(grid_pad_min, fraction × range) (paper: 0.1)"
+    )
+    grid_pad_fraction: float = Field(
+        0.25, ge=0, description="grid padding fraction of the iterates' range (paper: 0.25)"
+    )
+    preset: base.Preset = "default"
 
-    def __post_init__(self) -> None:
-        checks = {
-            "n_points": self.n_points >= 2,
-            "batch_size": 1 <= self.batch_size <= self.n_points,
-            "reference_steps": self.reference_steps >= 1,
-            "flow_steps": self.flow_steps >= 1,
-            "sgd_steps": self.sgd_steps >= 1,
-            "grid_points": self.grid_points >= 2,
-            "start_distance": self.start_distance > 0,
-            "reference_start": len(self.reference_start) == 2,
-            "x_max": self.x_max > self.x_min,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
+    @model_validator(mode="after")
+    def _ranges(self):
+        if not self.x_min < self.x_max:
+            raise ValueError(f"x_min ({self.x_min}) must be < x_max ({self.x_max})")
+        if self.batch_size > self.n_points:
             raise ValueError(
-                f"sgd_vs_flow: invalid setting(s) {bad}; need n_points >= 2, "
-                "1 <= batch_size <= n_points, step counts >= 1, grid_points >= 2, "
-                "start_distance > 0, a 2-entry reference_start and x_max > x_min"
+                f"batch_size ({self.batch_size}) must be <= n_points ({self.n_points})"
             )
+        return self
 
 
 def training_data(settings: Settings) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,8 +173,9 @@ def start_point(settings: Settings, theta_star: torch.Tensor, generator: torch.G
     return theta_star + settings.start_distance * direction / direction.norm()
 
 
-def gradient_flow(settings: Settings, theta0, x, y) -> torch.Tensor:
-    """Full-batch GD θ_{k+1} = θ_k − η∇L(θ_k): the (flow_steps + 1) × 2 path from θ0."""
+def small_step_descent(settings: Settings, theta0, x, y) -> torch.Tensor:
+    """Full-batch GD θ_{k+1} = θ_k − η∇L(θ_k) with the small step η = ``flow_lr``, the stand-in
+    for the gradient flow (drawn as ``gradient_flow``): the (flow_steps + 1) × 2 path from θ0."""
     path = [theta0]
     for _ in range(settings.flow_steps):
         path.append(path[-1] - settings.flow_lr * gradient(path[-1], x, y))
@@ -209,7 +282,7 @@ def run(settings: Settings) -> dict[str, pd.DataFrame]:
         theta_star = reference_minimum(settings, x, y)
         generator = torch.Generator().manual_seed(settings.generator_seed)
         theta0 = start_point(settings, theta_star, generator)
-        flow = gradient_flow(settings, theta0, x, y)
+        flow = small_step_descent(settings, theta0, x, y)
         steps = sgd(settings, theta0, x, y, generator)
     iterates = torch.stack([item["theta"] for item in steps])
     focus = torch.cat([theta_star[None], iterates])
@@ -224,4 +297,4 @@ def run(settings: Settings) -> dict[str, pd.DataFrame]:
     }
     for frame in tables.values():
         frame["preset"] = settings.preset
-    return tables
+    return {name: TABLES[name].frame(frame) for name, frame in tables.items()}
