@@ -134,19 +134,26 @@ def _settings_from_args(section: str, args) -> object:
     return config_lib.section_settings(config, section, **workflow_values)
 
 
-def _write_outputs(result, outs: list[str], target: str) -> None:
-    if isinstance(result, dict):
-        paths = _parse_named(outs, "--out")
-        if set(paths) != set(result):
-            raise SystemExit(
-                f"gradmatch {target}: writes tables {sorted(result)}; --out named {sorted(paths)}"
-            )
-        for name, frame in result.items():
-            io.write_parquet(frame, paths[name])
-        return
-    if len(outs) != 1 or "=" in outs[0]:
-        raise SystemExit(f"gradmatch {target}: writes one table; give exactly one --out PATH")
-    io.write_parquet(result, outs[0])
+def _write_outputs(result, outs: list[str], target: str, declared: dict) -> None:
+    """Write each table to its ``--out`` after checking it against the analysis's TABLES.
+
+    A single-table analysis takes ``--out PATH`` or ``--out NAME=PATH``; a multi-table one
+    ``--out NAME=PATH`` for each of its tables.
+    """
+    if not isinstance(result, dict):
+        (name,) = declared  # a single-table analysis declares one table
+        result = {name: result}
+        if len(outs) == 1 and "=" not in outs[0]:
+            outs = [f"{name}={outs[0]}"]
+    paths = _parse_named(outs, "--out")
+    if set(paths) != set(result) or set(result) != set(declared):
+        raise SystemExit(
+            f"gradmatch {target}: writes tables {sorted(declared)}; --out named {sorted(paths)}"
+        )
+    for name, frame in result.items():
+        declared[name].check(frame, f"gradmatch {target}: table {name!r}")
+    for name, frame in result.items():
+        io.write_parquet(frame, paths[name])
 
 
 def _run_analysis(args) -> int:
@@ -159,7 +166,7 @@ def _run_analysis(args) -> int:
             raise SystemExit(f"gradmatch {args.target}: this analysis is not chunked; drop --chunk")
         kwargs["chunk"] = args.chunk
     result = module.run(settings, **kwargs)
-    _write_outputs(result, args.out, args.target)
+    _write_outputs(result, args.out, args.target, module.TABLES)
     return 0
 
 
