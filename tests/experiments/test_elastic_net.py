@@ -1,32 +1,41 @@
-"""Figure 3 experiment: stationarity recovery, minibatch targets, chunks and the parquet table."""
+"""Figure 3 experiment: stationarity recovery, settings, chunks and the parquet table."""
 
-import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from gradmatch import config as config_lib
 from gradmatch import io
-from gradmatch.core.estimators import match_gradients
 from gradmatch.core.autodiff import flat_parameters, loss_gradient
+from gradmatch.core.estimators import match_gradients
 from gradmatch.core.regularizers import ElasticNet
 from gradmatch.experiments import elastic_net
 from gradmatch.train import Adam, ElasticNetPenalty, MLPSpec, train_batched
 
-TINY = elastic_net.Settings(
-    lambda1_values=(1e-3, 1e-1),
-    lambda2_values=(1e-2,),
-    seeds=(0, 1),
-    chunk_size=3,
-    n_samples=200,
-    hidden=(8,),
-    max_epochs=2,
-    fit_max_epochs=2,
-    device="cpu",
-    preset="smoke",
-    progress=False,
-)
+TINY_SECTION = {
+    "lambda1_values": [1e-3, 1e-1],
+    "lambda2_values": [1e-2],
+    "seeds": [0, 1],
+    "chunk_size": 3,
+    "n_samples": 200,
+    "hidden": [8],
+    "early_stopping": {"max_epochs": 2},
+    "adam_fit": {"max_epochs": 2},
+    "progress": False,
+}
+GLOBALS = {"device": "cpu", "preset": "smoke"}
+
+
+def tiny(**changes) -> elastic_net.Settings:
+    """The tiny grid, with ``changes`` overlaid by the config rule (partial blocks allowed)."""
+    return config_lib.build_settings(elastic_net.Settings, TINY_SECTION | changes, GLOBALS)
+
+
+TINY = tiny()
 
 
 def _penalised_gradient_norm(model, X, y, lambdas, beta) -> float:
@@ -100,16 +109,29 @@ def test_stationary_network_recovers_lambda1_and_lambda2_with_lstsq():
     assert fit.residual_ratio < 1e-4
 
 
-def test_minibatch_targets_are_minus_the_batch_loss_gradient():
-    torch.manual_seed(1)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 1))
-    X, y = torch.randn(50, 4), torch.randn(50)
-    targets = list(elastic_net.minibatch_targets(model, X, y, batch_size=8, seed=7)(0))
-    assert len(targets) == 6  # 50 // 8, last partial batch dropped
-    rows = torch.randperm(50, generator=torch.Generator().manual_seed(7))[:48].view(6, 8)
-    for target, batch in zip(targets, rows, strict=True):
-        expected = loss_gradient(model, "mse", X[batch], y[batch])
-        assert torch.allclose(target, expected, atol=1e-6, rtol=1e-5)
+def test_defaults_are_the_paper_values_and_blocks_overlay():
+    paper = elastic_net.Settings()
+    assert paper.lambda1_values == elastic_net.PAPER_LAMBDAS and paper.seeds == tuple(range(10))
+    assert (paper.early_stopping.max_epochs, paper.early_stopping.patience) == (200, 15)
+    fit = paper.adam_fit
+    assert (fit.lr, fit.max_epochs, fit.patience, fit.batch_size, fit.init) == (
+        1e-2, 1000, 50, 32, 1.0,
+    )  # fmt: skip
+    assert elastic_net.n_chunks(paper) == 10  # 6 · 6 · 10 cells, 36 per chunk
+    # a partial block keeps the block's other defaults
+    assert TINY.adam_fit.max_epochs == 2 and TINY.adam_fit.patience == 50
+    assert TINY.early_stopping.patience == 15
+    assert "wandb" not in paper.record()
+
+
+def test_module_imports_reads_tables_and_counts_chunks_without_torch():
+    code = (
+        "import sys; from gradmatch.experiments import elastic_net as m; s = m.Settings(); "
+        "print(m.n_chunks(s), sorted(m.TABLES), m.RESOURCES.gpu, 'torch._C' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10", "['summary']", "1", "False"]
 
 
 def test_chunks_cover_the_grid_once_and_bad_chunk_is_named():
@@ -129,54 +151,45 @@ def test_dataset_follows_the_seed():
     assert not torch.equal(first["y_train"], other["y_train"])
 
 
-EXPECTED_DTYPES = {
-    "lambda_true_l1": "float64",
-    "lambda_true_l2": "float64",
-    "seed": "int64",
-    **{
-        f"{kind}_{method}": "float64"
-        for method in ("lstsq", "nnls", "adam")
-        for kind in ("lambda_hat_l1", "lambda_hat_l2", "fit_residual_ratio", "fit_cosine", "fit_r2")
-    },
-    "fit_epochs_adam": "int64",
-    "train_mse": "float64",
-    "test_mse": "float64",
-    "epochs_trained": "int64",
-    "best_epoch": "int64",
-    "matched_weights": "object",
-    "train_optimizer": "object",
-    "smooth_beta": "float64",
-    "n_parameters": "int64",
-    "chunk": "int64",
-    "preset": "object",
-}
-
-
-def test_parquet_columns_dtypes_and_byte_identical_reruns(tmp_path):
+def test_table_is_declared_and_byte_identical_on_rerun(tmp_path):
     frame = elastic_net.run(TINY, chunk=0)
-    assert sorted(frame.columns) == sorted(EXPECTED_DTYPES)
+    declaration = elastic_net.TABLES["summary"]
+    declaration.check(frame)
     first = io.write_parquet(frame, tmp_path / "a.parquet")
     second = io.write_parquet(elastic_net.run(TINY, chunk=0), tmp_path / "b.parquet")
     assert first.read_bytes() == second.read_bytes()
     table = pd.read_parquet(first)
-    for column, expected in EXPECTED_DTYPES.items():
-        if expected == "object":  # pandas >= 3 reads strings back as its "str" dtype
-            assert pd.api.types.is_string_dtype(table[column]), column
-        else:
-            assert str(table[column].dtype) == expected, column
+    declaration.check(table, "chunk 0 read back")
     assert len(table) == 3 and table["seed"].tolist() == [0, 1, 0]
-    assert set(table["preset"]) == {"smoke"} and set(table["n_parameters"]) == {10 * 8 + 8 + 9}
+    assert set(table["preset"]) == {"smoke"} and set(table["n_params"]) == {10 * 8 + 8 + 9}
     assert (table["epochs_trained"] == 2).all() and np.isfinite(table["train_mse"]).all()
+    assert (table["fit_epochs_adam"] == 2).all()
     nnls = table[["lambda_hat_l1_nnls", "lambda_hat_l2_nnls"]].to_numpy()
     assert (nnls >= 0).all()
 
 
-def test_best_weights_option_and_bad_settings():
-    best = dataclasses.replace(TINY, match_weights="best", fit_methods=("lstsq",))
-    frame = elastic_net.run(best, chunk=1)
+def test_best_weights_and_methods_not_run_keep_the_declared_columns():
+    frame = elastic_net.run(tiny(match_weights="best", fit_methods=["lstsq"]), chunk=1)
+    elastic_net.TABLES["summary"].check(frame)
     assert set(frame["matched_weights"]) == {"best"}
-    assert "lambda_hat_l1_adam" not in frame.columns
-    with pytest.raises(ValueError, match="elastic_net.match_weights: 'last'"):
-        dataclasses.replace(TINY, match_weights="last")
-    with pytest.raises(ValueError, match=r"elastic_net.fit_methods: \['sgd'\]"):
-        dataclasses.replace(TINY, fit_methods=("sgd",))
+    assert frame["lambda_hat_l1_adam"].isna().all() and frame["lambda_hat_l2_nnls"].isna().all()
+    assert (frame["fit_epochs_adam"] == 0).all()
+    assert frame["lambda_hat_l1_lstsq"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"match_weights": "last"}, "elastic_net.match_weights"),
+        ({"fit_methods": ["sgd"]}, "elastic_net.fit_methods"),
+        ({"lambda1_values": [0.0]}, "elastic_net.lambda1_values"),
+        ({"seeds": []}, "elastic_net.seeds"),
+        ({"early_stopping": {"patience": 0}}, "elastic_net.early_stopping.patience"),
+        ({"adam_fit": {"fit_lr": 0.1}}, "elastic_net.adam_fit.fit_lr"),
+        ({"batch_size": 500}, "batch_size"),
+        ({"max_epochs": 3}, "elastic_net.max_epochs"),
+    ],
+)
+def test_bad_settings_name_the_key(changes, key):
+    with pytest.raises(config_lib.ConfigError, match=key.replace(".", r"\.")):
+        tiny(**changes)

@@ -9,107 +9,198 @@ R = λ Σ_j θ_j² (all parameters, biases included), ∇R = 2λθ, gives
     λ̂_lstsq = θ̂ᵀ(−∇L) / (2θ̂ᵀθ̂),   λ̂_nnls = max(λ̂_lstsq, 0),
 
 with L the mean cross-entropy over the whole training split, and the authors' stochastic fit
-(``adam``): λ = exp(β), β₀ = 0.1·N(0, 1), Adam (lr 0.05) on the same loss with the full-data
-target replaced by −∇L of one shuffled minibatch of 2048 per step, ReduceLROnPlateau (factor
-0.5, patience 10) and early stopping (patience 100, ≤ 2000 epochs) on the last minibatch's loss
-of each epoch. Expected (paper): λ̂ grows monotonically with p; Spearman ρ(λ̂, p) per facet is
-recorded.
+(``adam``, settings ``adam_fit``): λ = exp(β), β₀ = 0.1·N(0, 1), Adam (lr 0.05) on the same
+loss with the full-data target replaced by −∇L of one shuffled minibatch of 2048 per step (last
+partial batch kept; :func:`gradmatch.train.matching.minibatch_targets`), ReduceLROnPlateau
+(factor 0.5, patience 10) and early stopping (patience 100, ≤ 2000 epochs) on the last
+minibatch's loss of each epoch. Expected (paper): λ̂ grows monotonically with p; Spearman
+ρ(λ̂, p) per facet is recorded.
 
 Model (authors' ``DeepReLUClassifier``): depth × [Linear(width), ReLU, Dropout(p)], then
 Linear(width → 10); dropout follows hidden blocks 1..depth−1 only, so depth 1 has no dropout at
 all (its members differ only by seed) unless ``dropout_after_last``. Training (authors' code):
 SGD momentum 0.9, lr 0.05, batch 2048 shuffled, MultiStepLR ×0.1 at epochs 60/100/200, ≤ 500
-epochs, early stopping on validation loss with patience 50; the final-epoch weights are matched
-(the authors matched the in-memory model after ``fit()``), or the best-validation weights with
-``weights: best``. Data: pixels in [0, 1] without normalisation; the training split is cut into
-train/validation with ``random_split`` semantics (val_fraction 0.1, generator seed 42: 54,000 /
-6,000 for MNIST). Values: paper H.4 and the authors' ``dropout_bias_estimation`` (see
-shared/reference/paper-experiments.md, Figure 5).
+epochs, early stopping on validation loss with patience 50 (``early_stopping``); the
+final-epoch weights are matched (the authors matched the in-memory model after ``fit()``), or
+the best-validation weights with ``match_weights: best``. Data: pixels in [0, 1] without
+normalisation; the training split is cut into train/validation with ``random_split`` semantics
+(val_fraction 0.1, generator seed 42: 54,000 / 6,000 for MNIST). Values: paper H.4 and the
+authors' ``dropout_bias_estimation`` (see shared/reference/paper-experiments.md, Figure 5).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-import torch
+from pydantic import Field, model_validator
 
+from gradmatch import settings as base
+from gradmatch._lazy import lazy_import
 from gradmatch.config import settings_record
+from gradmatch.core.estimators import match_gradients
+from gradmatch.core.regularizers import Ridge
+from gradmatch.core.stats import spearman
+from gradmatch.tables import Table, columns
 from gradmatch.tracking import Tracker
 
-DATASETS = ("digits", "mnist")
-WEIGHTS = ("final", "best")
+# torch-using modules are imported inside the functions that need them (module level stays
+# torch-free); ``torch`` itself is lazy
+torch = lazy_import("torch")
+
 METHODS = ("lstsq", "nnls", "adam")
 N_CLASSES = 10
 
 
-@dataclass(frozen=True)
-class Settings:
+def _fit_columns(method: str) -> tuple:
+    fit = f"fit of method {method}"
+    return columns(
+        (f"lambda_hat_{method}", "float64", f"λ̂ of R = λΣθ² ({fit})"),
+        (f"fit_loss_{method}", "float64", f"(1/p)‖2λ̂θ̂ + ∇L‖² ({fit})"),
+        (f"fit_residual_ratio_{method}", "float64", f"‖∇R + ∇L‖ / ‖∇L‖ ({fit})"),
+        (f"fit_cosine_{method}", "float64", f"cos(∇R, −∇L) ({fit})"),
+        (f"fit_r2_{method}", "float64", f"cosine² ({fit})"),
+    )
+
+
+TABLES = {
+    "members": Table(
+        columns(
+            ("dataset", "str", "digits | mnist"),
+            ("preset", "str", "scale preset"),
+            ("depth", "int64", "hidden blocks"),
+            ("width", "int64", "units per hidden block"),
+            ("member", "int64", "index of the member in its chunk (rate-major)"),
+            ("dropout_rate", "float64", "dropout probability p"),
+            ("seed", "int64", "seed of the initialisation, data order and dropout masks"),
+            ("epochs_trained", "int64", "epochs until early stopping", "epochs"),
+            ("best_epoch", "int64", "epoch (0-based) of the lowest validation loss", "epochs"),
+            ("stopped_early", "bool", "early stopping fired before early_stopping.max_epochs"),
+            ("train_loss", "float64", "mean cross-entropy on the training split, eval mode"),
+            ("train_acc", "float64", "accuracy on the training split, eval mode"),
+            ("val_loss", "float64", "mean cross-entropy on the validation split, eval mode"),
+            ("val_acc", "float64", "accuracy on the validation split, eval mode"),
+            ("test_loss", "float64", "mean cross-entropy on the test split, eval mode"),
+            ("test_acc", "float64", "accuracy on the test split, eval mode"),
+            ("n_params", "int64", "number of network parameters p (biases included)"),
+            ("theta_sq_norm", "float64", "θ̂ᵀθ̂ of the matched weights"),
+            ("loss_grad_norm", "float64", "‖∇L(θ̂)‖ over the training split"),
+        )
+        + sum((_fit_columns(method) for method in METHODS), ())
+        + columns(
+            ("fit_epochs_adam", "int64", "epochs the Adam fit ran", "epochs"),
+            ("fit_steps_adam", "int64", "Adam steps: epochs × minibatches per epoch", "steps"),
+            ("fit_loss_adam_last_batch", "float64", "fit loss of the Adam fit's last minibatch"),
+            ("has_dropout", "bool", "the member has a dropout layer with p > 0"),
+            ("matched_weights", "str", "final | best: the weights θ̂ matched"),
+            ("n_train", "int64", "rows of the training split (after the validation cut)"),
+            ("n_val", "int64", "rows of the validation split"),
+        )
+        + columns(
+            *(
+                (
+                    f"spearman_rate_lambda_{method}",
+                    "float64",
+                    f"Spearman ρ(p, λ̂_{method}) over the chunk's members (NaN if constant)",
+                )
+                for method in METHODS
+            )
+        )
+        + columns(("settings", "str", "the analysis settings as canonical JSON")),
+        key=("depth", "width", "dropout_rate", "seed"),
+        doc="one row per trained network: training record, evaluation and the three fits",
+    )
+}
+RESOURCES = base.Resources(gpu=1, threads=1, runtime=240, mem_mb=16000)
+
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class Settings(base.Settings):
     """Every value of Figure 5; defaults are the authors' (sweep ``dropout_l2_bias.yaml``)."""
 
-    depths: tuple[int, ...] = (1, 3, 5)  # hidden blocks
-    widths: tuple[int, ...] = (128, 256, 512)  # units per hidden block
-    rates: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)  # dropout p
-    seeds: tuple[int, ...] = (123, 42, 666, 314, 17, 111, 325, 643, 432, 51)
-    dropout_after_last: bool = False  # authors: no dropout after the last hidden block
-    lr: float = 0.05  # SGD learning rate
-    momentum: float = 0.9
-    batch_size: int = 2048  # training minibatch (shuffled, last partial batch kept)
-    milestones: tuple[int, ...] = (60, 100, 200)  # MultiStepLR epochs
-    gamma: float = 0.1  # MultiStepLR factor
-    max_epochs: int = 500
-    patience: int = 50  # early stopping on validation loss
-    val_fraction: float = 0.1  # of the training split (MNIST: 6,000 of 60,000)
-    split_seed: int = 42  # generator seed of the train/validation split
-    weights: str = "final"  # matched weights: final (authors) | best (validation loss)
-    fit_lr: float = 0.05  # Adam learning rate of the stochastic fit
-    fit_max_epochs: int = 2000
-    fit_patience: int = 100
-    fit_plateau_factor: float = 0.5  # ReduceLROnPlateau factor
-    fit_plateau_patience: int = 10
-    fit_batch_size: int = 2048  # minibatch of the −∇L targets of the stochastic fit
-    fit_init_log_std: float = 0.1  # β₀ = log λ₀ ~ N(0, fit_init_log_std²)
-    gradient_batch_size: int = 8192  # rows per pass when computing the full-data −∇L
-    data_root: str = "data/raw/mnist"  # folder of the MNIST IDX files (dataset mnist)
-    dataset: str = "mnist"  # digits | mnist (filled from the global key)
-    device: str = "auto"  # auto | cpu | cuda (filled from the global key)
-    preset: str = "default"  # recorded in every row (filled from the global key)
-    wandb: dict | None = None  # W&B tracking (global key; gradmatch.tracking), never in tables
+    depths: tuple[Positive, ...] = Field(
+        (1, 3, 5), min_length=1, description="hidden blocks (paper: 1, 3, 5)"
+    )
+    widths: tuple[Positive, ...] = Field(
+        (128, 256, 512), min_length=1, description="units per hidden block (paper: 128, 256, 512)"
+    )
+    rates: tuple[Rate, ...] = Field(
+        (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
+        min_length=1,
+        description="dropout rates p in [0, 1) (paper: 0 … 0.5, eight values)",
+    )
+    seeds: tuple[int, ...] = Field(
+        (123, 42, 666, 314, 17, 111, 325, 643, 432, 51),
+        min_length=1,
+        description="distinct seeds, one network per (rate, seed) (paper: the authors' 10)",
+    )
+    dropout_after_last: bool = Field(
+        False,
+        description="dropout after the last hidden block too (paper: false, the authors' "
+        "DeepReLUClassifier)",
+    )
+    lr: float = Field(0.05, gt=0, description="SGD learning rate (paper: 0.05)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (paper: 0.9)")
+    batch_size: int = Field(
+        2048, ge=1, description="training minibatch, shuffled, last partial kept (paper: 2048)"
+    )
+    milestones: tuple[Positive, ...] = Field(
+        (60, 100, 200), description="MultiStepLR epochs (paper: 60, 100, 200)"
+    )
+    gamma: float = Field(0.1, gt=0, description="MultiStepLR factor (paper: 0.1)")
+    early_stopping: base.EarlyStopping = Field(
+        base.EarlyStopping(max_epochs=500, patience=50),
+        description="training stops on the validation loss (paper: ≤ 500 epochs, patience 50)",
+    )
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="validation share of the training split (paper: 0.1)"
+    )
+    split_seed: int = Field(
+        42, description="generator seed of the train/validation split (paper: 42)"
+    )
+    match_weights: Literal["final", "best"] = Field(
+        "final",
+        description="weights matched: final (the model after training) | best (lowest "
+        "validation loss) (paper: final)",
+    )
+    adam_fit: base.AdamFit = Field(
+        base.AdamFit(
+            lr=0.05,
+            max_epochs=2000,
+            patience=100,
+            plateau_factor=0.5,
+            plateau_patience=10,
+            init_log_std=0.1,
+            batch_size=2048,
+        ),
+        description="the authors' Adam fit; batch_size = rows per minibatch target (paper: lr "
+        "0.05, ≤ 2000 epochs, patience 100, plateau 0.5/10, β₀ ~ 0.1·N(0, 1), batch 2048)",
+    )
+    gradient_batch_size: int = Field(
+        8192, ge=1, description="rows per pass when computing the full-data −∇L"
+    )
+    dataset: base.Dataset = "mnist"
+    mnist_dir: base.MnistDir = None
+    device: base.Device = "auto"
+    preset: base.Preset = "default"
+    wandb: base.Wandb = base.Wandb()
 
-    def __post_init__(self) -> None:
-        checks = {
-            "depths": len(self.depths) > 0 and min(self.depths) >= 1,
-            "widths": len(self.widths) > 0 and min(self.widths) >= 1,
-            "rates": len(self.rates) > 0 and all(0.0 <= r < 1.0 for r in self.rates),
-            "seeds": len(self.seeds) > 0 and len(set(self.seeds)) == len(self.seeds),
-            "batch_size": self.batch_size >= 1,
-            "momentum": 0.0 <= self.momentum < 1.0,
-            "lr": self.lr > 0 and self.fit_lr > 0,
-            "max_epochs": self.max_epochs >= 1,
-            "patience": self.patience >= 1,
-            "val_fraction": 0.0 < self.val_fraction < 1.0,
-            "weights": self.weights in WEIGHTS,
-            "dataset": self.dataset in DATASETS,
-            "fit_max_epochs": self.fit_max_epochs >= 1,
-            "fit_batch_size": self.fit_batch_size >= 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                f"dropout: invalid setting(s) {bad}; need depths/widths >= 1, rates in [0, 1), "
-                f"distinct seeds, sizes and epochs >= 1, lr > 0, momentum and val_fraction in "
-                f"[0, 1) and (0, 1), weights in "
-                f"{list(WEIGHTS)}, dataset in {list(DATASETS)}"
-            )
+    @model_validator(mode="after")
+    def _distinct_seeds(self):
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds {list(self.seeds)} repeat a value; give distinct seeds")
+        return self
 
 
 # ------------------------------------------------------------------ chunks and data
 
 
 def n_chunks(settings: Settings) -> int:
-    """One chunk per (depth, width)."""
+    """One chunk per (depth, width): |depths| · |widths|."""
     return len(settings.depths) * len(settings.widths)
 
 
@@ -120,16 +211,16 @@ def chunk_shape(settings: Settings, chunk: int) -> tuple[int, int]:
     return list(itertools.product(settings.depths, settings.widths))[chunk]
 
 
-def load_data(settings: Settings) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def load_data(settings: Settings) -> dict:
     """Train, validation (a random_split of the training split) and test tensors."""
     from gradmatch.data.images import load_images, train_val_indices
 
-    X, y = load_images(settings.dataset, "train", root=settings.data_root)
-    train, val = train_val_indices(len(y), settings.val_fraction, settings.split_seed)
+    X, y = load_images(settings.dataset, "train", settings.mnist_dir)
+    train_rows, val_rows = train_val_indices(len(y), settings.val_fraction, settings.split_seed)
     return {
-        "train": (X[train], y[train]),
-        "val": (X[val], y[val]),
-        "test": load_images(settings.dataset, "test", root=settings.data_root),
+        "train": (X[train_rows], y[train_rows]),
+        "val": (X[val_rows], y[val_rows]),
+        "test": load_images(settings.dataset, "test", settings.mnist_dir),
     }
 
 
@@ -155,34 +246,37 @@ def train_chunk(
 
     ``on_epoch(epoch, metrics)`` is passed to the trainer (per-member metrics, e.g. to W&B).
     """
-    from gradmatch.train import SGD, EarlyStopping, MLPSpec, train_batched
+    from gradmatch import train
 
     X, y = data["train"]
-    spec = MLPSpec(
+    spec = train.MLPSpec(
         in_features=X.shape[1],
         hidden=(width,) * depth,
         out_features=N_CLASSES,
         activation="relu",
         dropout_after_last=settings.dropout_after_last,
     )
-    optimizer = SGD(
+    optimizer = train.SGD(
         lr=settings.lr,
         momentum=settings.momentum,
         milestones=tuple(settings.milestones),
         gamma=settings.gamma,
     )
-    return train_batched(
+    stopping = settings.early_stopping
+    return train.train_batched(
         spec,
         seeds=grid["seed"].tolist(),
         X=X,
         y=y,
         loss="cross_entropy",
         optimizer=optimizer,
-        epochs=settings.max_epochs,
+        epochs=stopping.max_epochs,
         batch_size=settings.batch_size,
         drop_last=False,
         dropout=grid["dropout_rate"].tolist(),
-        early_stopping=EarlyStopping("val_loss", patience=settings.patience),
+        early_stopping=train.EarlyStopping(
+            "val_loss", patience=stopping.patience, min_delta=stopping.min_delta
+        ),
         eval_data={"val": data["val"]},
         device=settings.device,
         desc=f"dropout depth {depth} width {width}",
@@ -193,56 +287,33 @@ def train_chunk(
 # ------------------------------------------------------------------ matching
 
 
-def minibatch_targets(model, X: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
-    """``target_batches`` for the stochastic fit: per epoch, −∇L of each shuffled minibatch.
-
-    Minibatches follow a DataLoader with shuffle and a generator seeded with ``seed`` (last
-    partial batch kept). When one batch holds all rows, every epoch has the same single target,
-    computed once.
-    """
-    from gradmatch.core.autodiff import loss_gradient
-
-    n = len(y)
-    if batch_size >= n:
-        full = loss_gradient(model, "cross_entropy", X, y)
-        return lambda epoch: [full]
-    generator = torch.Generator().manual_seed(int(seed))
-
-    def epoch_targets(epoch: int):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            rows = order[start : start + batch_size]
-            yield loss_gradient(model, "cross_entropy", X[rows], y[rows])
-
-    return epoch_targets
-
-
-def match_member(settings: Settings, model, X: torch.Tensor, y: torch.Tensor, seed: int) -> dict:
+def match_member(settings: Settings, model, X, y, seed: int) -> dict:
     """λ̂ of the ridge family for one network (eval mode), by lstsq, nnls and the Adam fit."""
-    from gradmatch.core.estimators import AdamOptions, match_gradients
-    from gradmatch.core.autodiff import flat_parameters, loss_gradient
-    from gradmatch.core.regularizers import Ridge
+    from gradmatch import train
+    from gradmatch.core import autodiff
 
     model.eval()
-    theta = flat_parameters(model)
-    target = loss_gradient(model, "cross_entropy", X, y, batch_size=settings.gradient_batch_size)
+    theta = autodiff.flat_parameters(model)
+    target = autodiff.loss_gradient(
+        model, "cross_entropy", X, y, batch_size=settings.gradient_batch_size
+    )
     target = target.cpu().numpy()
     row = {
-        "n_parameters": theta.size,
+        "n_params": theta.size,
         "theta_sq_norm": float(theta @ theta),
         "loss_grad_norm": float(np.linalg.norm(target)),
     }
-    options = AdamOptions(
-        lr=settings.fit_lr,
-        max_epochs=settings.fit_max_epochs,
-        patience=settings.fit_patience,
-        plateau_factor=settings.fit_plateau_factor,
-        plateau_patience=settings.fit_plateau_patience,
-        init_log_std=settings.fit_init_log_std,
+    fit_settings = settings.adam_fit
+    options = fit_settings.options(
+        init=None if fit_settings.init is None else {"lambda": fit_settings.init},
         seed=int(seed),
         device=str(theta_device(model)),
     )
-    batches = minibatch_targets(model, X, y, settings.fit_batch_size, seed)
+    batches = None
+    if fit_settings.batch_size is not None:
+        batches = train.minibatch_targets(
+            model, "cross_entropy", X, y, fit_settings.batch_size, seed, drop_last=False
+        )
     fits = {
         "lstsq": match_gradients(Ridge(), theta, target, method="lstsq"),
         "nnls": match_gradients(Ridge(), theta, target, method="nnls"),
@@ -256,36 +327,26 @@ def match_member(settings: Settings, model, X: torch.Tensor, y: torch.Tensor, se
         row[f"fit_residual_ratio_{method}"] = fit.residual_ratio
         row[f"fit_cosine_{method}"] = fit.cosine
         row[f"fit_r2_{method}"] = fit.r2
-    steps_per_epoch = -(-len(y) // settings.fit_batch_size)
+    steps_per_epoch = 1 if batches is None else -(-len(y) // fit_settings.batch_size)
     row["fit_epochs_adam"] = fits["adam"].epochs
     row["fit_steps_adam"] = fits["adam"].epochs * steps_per_epoch
     row["fit_loss_adam_last_batch"] = float(fits["adam"].history[-1])
     return row
 
 
-def theta_device(model) -> torch.device:
+def theta_device(model):
     return next(model.parameters()).device
 
 
-@torch.no_grad()
-def evaluate(model, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def evaluate(model, X, y) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of ``model`` in eval mode."""
     model.eval()
     device = theta_device(model)
-    logits = model(X.to(device))
-    labels = y.to(device)
-    loss = torch.nn.functional.cross_entropy(logits, labels)
-    return float(loss), float((logits.argmax(1) == labels).double().mean())
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman ρ: the Pearson correlation of average ranks; NaN when either side is constant."""
-    from scipy.stats import rankdata
-
-    rx, ry = rankdata(x), rankdata(y)
-    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
+    with torch.no_grad():
+        logits = model(X.to(device))
+        labels = y.to(device)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        return float(loss), float((logits.argmax(1) == labels).double().mean())
 
 
 # ------------------------------------------------------------------ one chunk
@@ -298,11 +359,11 @@ def member_rows(settings: Settings, result, data: dict, grid: pd.DataFrame) -> p
     X, y = data["train"]
     rows = []
     for k in tqdm(range(len(grid)), desc="match ridge", leave=False):
-        model = result.member(k, settings.weights)
+        model = result.member(k, settings.match_weights)
         record = {
             "epochs_trained": int(result.epochs_trained[k]),
             "best_epoch": int(result.best_epoch[k]),
-            "stopped_early": bool(result.epochs_trained[k] < settings.max_epochs),
+            "stopped_early": bool(result.epochs_trained[k] < settings.early_stopping.max_epochs),
         }
         for split in ("train", "val", "test"):
             loss, acc = evaluate(model, *data[split])
@@ -326,8 +387,15 @@ def run(settings: Settings, chunk: int) -> pd.DataFrame:
         f"p={rate:g}_seed={seed}"
         for rate, seed in zip(grid["dropout_rate"], grid["seed"], strict=True)
     ]
-    config = {**asdict(settings), "chunk": chunk, "depth": depth, "width": width, "members": labels}
-    with Tracker(settings.wandb, group="dropout", name=f"chunk-{chunk}", config=config) as tracker:
+    config = {
+        **settings.record(),
+        "chunk": chunk,
+        "depth": depth,
+        "width": width,
+        "members": labels,
+    }
+    tracking = settings.wandb.model_dump()
+    with Tracker(tracking, group="dropout", name=f"chunk-{chunk}", config=config) as tracker:
         result = train_chunk(settings, depth, width, data, grid, tracker.member_logger(labels))
         fitted = member_rows(settings, result, data, grid)
         tracker.member_summary(fitted.to_dict("records"), labels)
@@ -337,11 +405,11 @@ def run(settings: Settings, chunk: int) -> pd.DataFrame:
     frame.insert(0, "preset", settings.preset)
     frame.insert(0, "dataset", settings.dataset)
     frame["has_dropout"] = (depth > 1 or settings.dropout_after_last) & (frame["dropout_rate"] > 0)
-    frame["weights_matched"] = settings.weights
+    frame["matched_weights"] = settings.match_weights
     frame["n_train"] = len(data["train"][1])
     frame["n_val"] = len(data["val"][1])
     for method in METHODS:
         values = frame[f"lambda_hat_{method}"].to_numpy()
         frame[f"spearman_rate_lambda_{method}"] = spearman(frame["dropout_rate"], values)
     frame["settings"] = settings_record(settings)
-    return frame
+    return TABLES["members"].frame(frame)

@@ -11,17 +11,18 @@ For every cell (λ1, λ2, seed) of the grid (paper Section 3, Appendix H.2; auth
        biases included; h_β = torch smooth_l1 against 0, β = 1e-3)
 
    with Adam (lr 1e-3), minibatches of 32 (shuffled, last partial batch dropped), ≤ 200 epochs
-   and early stopping (patience 15) on J of the last step of each epoch. The paper text says
-   "stochastic gradient descent"; the authors' code uses Adam, and so do we (column
-   ``train_optimizer``).
+   and early stopping (patience 15) on J of the last step of each epoch (``early_stopping``).
+   The paper text says "stochastic gradient descent"; the authors' code uses Adam, and so do we
+   (column ``train_optimizer``).
 3. At the matched weights θ̂ (``match_weights``: ``final`` = the model after training, as the
    authors' code does; ``best`` = the epoch with the lowest monitored J), the stationarity
    condition ∇R(θ̂; λ̂) = −∇L(θ̂) is solved for λ̂ = (λ̂1, λ̂2) with the family
    ``ElasticNet(β)``, ∇R = λ1 h_β'(θ) + 2λ2 θ:
    ``lstsq`` and ``nnls`` against −∇L of the full training set (exact least squares), and
-   ``adam``, the authors' procedure: log-parametrised λ (both started at 1), Adam lr 1e-2,
-   ≤ 1000 epochs, patience 50 on the fit loss of each epoch's last minibatch, one step per
-   minibatch target −∇L_b(θ̂) over shuffled batches of 32 training rows.
+   ``adam``, the authors' procedure (``adam_fit``): log-parametrised λ (both started at 1),
+   Adam lr 1e-2, ≤ 1000 epochs, patience 50 on the fit loss of each epoch's last minibatch, one
+   step per minibatch target −∇L_b(θ̂) over shuffled batches of 32 training rows (last partial
+   batch dropped; :func:`gradmatch.train.matching.minibatch_targets`).
 
 A chunk is a slice of the (λ1, λ2, seed) grid in that nesting order, trained as one batch.
 Random streams: the data of a seed come from generator ``seed``; the training batch order from
@@ -32,24 +33,22 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass
+from typing import Annotated, Literal
 
 import pandas as pd
-import torch
+from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
-from gradmatch.core.estimators import AdamOptions, match_gradients
-from gradmatch.core.autodiff import flat_parameters, loss_gradient
+from gradmatch import settings as base
+from gradmatch._lazy import lazy_import
+from gradmatch.core.estimators import match_gradients
 from gradmatch.core.regularizers import ElasticNet
+from gradmatch.tables import Table, columns
 from gradmatch.tracking import Tracker
-from gradmatch.train import (
-    Adam,
-    EarlyStopping,
-    ElasticNetPenalty,
-    MLPSpec,
-    TrainResult,
-    train_batched,
-)
+
+# torch-using modules are imported inside the functions that need them (module level stays
+# torch-free); ``torch`` itself is lazy
+torch = lazy_import("torch")
 
 PAPER_LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 ORDER_SEED_OFFSET = 1_000  # training minibatch order: generator seed + this
@@ -57,65 +56,118 @@ MATCH_SEED_OFFSET = 2_000  # minibatches of the stochastic Adam fit: generator s
 METHODS = ("lstsq", "nnls", "adam")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every value of Figure 3; defaults are the authors' (sweep ``elasticnet_sweep_config_beta1e3``
-    and ``elasticnet_train_and_recover/run.py``)."""
+def _method_columns(method: str) -> tuple:
+    fit = f"fit of method {method}"
+    specs = [
+        (f"lambda_hat_l1_{method}", "float64", f"λ̂1 ({fit}; NaN when not in fit_methods)"),
+        (f"lambda_hat_l2_{method}", "float64", f"λ̂2 ({fit}; NaN when not in fit_methods)"),
+        (f"fit_residual_ratio_{method}", "float64", f"‖∇R + ∇L‖ / ‖∇L‖ ({fit})"),
+        (f"fit_cosine_{method}", "float64", f"cos(∇R, −∇L) ({fit})"),
+        (f"fit_r2_{method}", "float64", f"cosine² ({fit})"),
+    ]
+    if method == "adam":
+        specs.append(("fit_epochs_adam", "int64", "epochs the Adam fit ran (0: not run)", "epochs"))
+    return columns(*specs)
 
-    lambda1_values: tuple[float, ...] = PAPER_LAMBDAS  # true λ1 grid
-    lambda2_values: tuple[float, ...] = PAPER_LAMBDAS  # true λ2 grid
-    seeds: tuple[int, ...] = tuple(range(10))  # one new dataset and initialisation per seed
-    chunk_size: int = 36  # grid cells trained together in one job
-    n_samples: int = 5000  # rows before the split
-    n_features: int = 10  # columns of X
-    beta_scale: float = 5.0  # β_true = beta_scale · N(0, I)
-    noise_std: float = 0.5  # σ of ε
-    train_fraction: float = 0.8  # share of rows in the training split
-    hidden: tuple[int, ...] = (200,)  # hidden widths (ReLU)
-    smooth_beta: float = 1e-3  # β of h_β, in training and in the fitted family
-    lr: float = 1e-3  # Adam learning rate of training
-    batch_size: int = 32  # training minibatch
-    max_epochs: int = 200  # training epochs at most
-    patience: int = 15  # early stopping on the last-step penalised loss of each epoch
-    min_delta: float = 0.0  # improvement needed to reset the patience count
-    match_weights: str = "final"  # final (authors: model after fit()) | best (lowest monitor)
-    fit_methods: tuple[str, ...] = METHODS  # which estimators to run
-    fit_lr: float = 1e-2  # adam fit: learning rate
-    fit_max_epochs: int = 1000  # adam fit: epochs at most
-    fit_patience: int = 50  # adam fit: early-stopping patience
-    fit_batch_size: int = 32  # adam fit: rows per minibatch target
-    fit_init: float = 1.0  # adam fit: starting λ1 = λ2
-    dtype: str = "float32"  # training precision
-    device: str = "auto"  # auto | cpu | cuda (global key)
-    preset: str = "default"  # recorded in every row (global key)
-    progress: bool = True  # tqdm bars
-    wandb: dict | None = None  # W&B tracking (global key; gradmatch.tracking), never in tables
 
-    def __post_init__(self) -> None:
-        for name in ("lambda1_values", "lambda2_values", "seeds", "hidden", "fit_methods"):
-            if len(getattr(self, name)) == 0:
-                raise ValueError(f"elastic_net.{name} is empty; give at least one value")
-        if any(v <= 0 for v in self.lambda1_values + self.lambda2_values):
-            raise ValueError("elastic_net.lambda1_values/lambda2_values must be > 0 (log axes)")
-        unknown = sorted(set(self.fit_methods) - set(METHODS))
-        if unknown:
-            raise ValueError(f"elastic_net.fit_methods: {unknown} unknown; use {list(METHODS)}")
-        if self.match_weights not in ("final", "best"):
+TABLES = {
+    "summary": Table(
+        columns(
+            ("lambda_true_l1", "float64", "λ1 of the training penalty"),
+            ("lambda_true_l2", "float64", "λ2 of the training penalty"),
+            ("seed", "int64", "seed of the data, the initialisation and the batch orders"),
+        )
+        + sum((_method_columns(method) for method in METHODS), ())
+        + columns(
+            ("train_mse", "float64", "mean squared error on the training split, matched weights"),
+            ("test_mse", "float64", "mean squared error on the test split, matched weights"),
+            ("epochs_trained", "int64", "epochs until early stopping", "epochs"),
+            ("best_epoch", "int64", "epoch (0-based) of the lowest monitored J", "epochs"),
+            ("matched_weights", "str", "final | best: the weights θ̂ matched"),
+            ("train_optimizer", "str", "the training optimiser (adam, as the authors' code)"),
+            ("smooth_beta", "float64", "β of h_β (training and fitted family)"),
+            ("n_params", "int64", "number of network parameters p (biases included)"),
+            ("chunk", "int64", "the job that trained the cell"),
+            ("preset", "str", "scale preset"),
+        ),
+        key=("lambda_true_l1", "lambda_true_l2", "seed"),
+        doc="one row per (λ1, λ2, seed) cell: true and recovered λ, fit diagnostics, training",
+    )
+}
+RESOURCES = base.Resources(gpu=1, threads=2, runtime=240, mem_mb=8000)
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Settings(base.Settings):
+    """Every value of Figure 3; defaults are the authors' (sweep
+    ``elasticnet_sweep_config_beta1e3`` and ``elasticnet_train_and_recover/run.py``)."""
+
+    lambda1_values: tuple[PositiveFloat, ...] = Field(
+        PAPER_LAMBDAS,
+        min_length=1,
+        description="grid of the true λ1 (> 0: log axes) (paper: 1e-4 … 10, six values)",
+    )
+    lambda2_values: tuple[PositiveFloat, ...] = Field(
+        PAPER_LAMBDAS, min_length=1, description="grid of the true λ2 (> 0) (paper: 1e-4 … 10)"
+    )
+    seeds: tuple[int, ...] = Field(
+        tuple(range(10)),
+        min_length=1,
+        description="one new dataset and initialisation per seed (paper: 0..9)",
+    )
+    chunk_size: int = Field(36, ge=1, description="grid cells trained together in one job")
+    n_samples: int = Field(5000, ge=2, description="rows before the split (paper: 5000)")
+    n_features: int = Field(10, ge=1, description="columns of X (paper: 10)")
+    beta_scale: float = Field(5.0, gt=0, description="β_true = beta_scale · N(0, I) (paper: 5)")
+    noise_std: float = Field(0.5, ge=0, description="σ of ε (paper: 0.5)")
+    train_fraction: float = Field(
+        0.8, gt=0, lt=1, description="share of rows in the training split (paper: 0.8)"
+    )
+    hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field(
+        (200,), min_length=1, description="hidden widths, ReLU (paper: one layer of 200)"
+    )
+    smooth_beta: float = Field(
+        1e-3, gt=0, description="β of h_β, in training and in the fitted family (paper: 1e-3)"
+    )
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate of training (paper: 1e-3)")
+    batch_size: int = Field(32, ge=1, description="training minibatch, drop-last (paper: 32)")
+    early_stopping: base.EarlyStopping = Field(
+        base.EarlyStopping(max_epochs=200, patience=15, min_delta=0.0),
+        description="training stops on the last-step penalised loss J of each epoch "
+        "(paper: ≤ 200 epochs, patience 15)",
+    )
+    match_weights: Literal["final", "best"] = Field(
+        "final",
+        description="weights matched: final (the model after training) | best (lowest "
+        "monitored J) (paper: final)",
+    )
+    fit_methods: tuple[Literal["lstsq", "nnls", "adam"], ...] = Field(
+        METHODS,
+        min_length=1,
+        description="estimators to run; the columns of the others are NaN (paper: adam)",
+    )
+    adam_fit: base.AdamFit = Field(
+        base.AdamFit(lr=1e-2, max_epochs=1000, patience=50, batch_size=32, init=1.0),
+        description="the authors' Adam fit; batch_size = rows per minibatch target, init = "
+        "starting λ1 = λ2 (paper: lr 1e-2, ≤ 1000 epochs, patience 50, batch 32, init 1)",
+    )
+    dtype: Literal["float32", "float64"] = Field(
+        "float32", description="training precision (paper: float32)"
+    )
+    progress: bool = Field(True, description="tqdm progress bars")
+    device: base.Device = "auto"
+    preset: base.Preset = "default"
+    wandb: base.Wandb = base.Wandb()
+
+    @model_validator(mode="after")
+    def _sizes(self):
+        if self.batch_size > self.n_train:
             raise ValueError(
-                f"elastic_net.match_weights: {self.match_weights!r}; use 'final' or 'best'"
+                f"batch_size ({self.batch_size}) exceeds the {self.n_train} training rows "
+                "(n_samples · train_fraction); lower batch_size or raise n_samples"
             )
-        if self.chunk_size < 1:
-            raise ValueError(f"elastic_net.chunk_size must be >= 1, got {self.chunk_size}")
-        if not 0 < self.train_fraction < 1:
-            raise ValueError(
-                f"elastic_net.train_fraction must lie in (0, 1), got {self.train_fraction}"
-            )
-        n_train = int(round(self.train_fraction * self.n_samples))
-        if min(self.batch_size, self.fit_batch_size) > n_train:
-            raise ValueError(
-                f"elastic_net: batch_size/fit_batch_size exceed the {n_train} training rows; "
-                "lower them or raise n_samples"
-            )
+        return self
 
     @property
     def n_train(self) -> int:
@@ -132,7 +184,7 @@ def n_chunks(settings: Settings) -> int:
     return math.ceil(len(grid(settings)) / settings.chunk_size)
 
 
-def sample_dataset(settings: Settings, seed: int) -> dict[str, torch.Tensor]:
+def sample_dataset(settings: Settings, seed: int) -> dict:
     """X, then β, then ε, then the split permutation, from one generator seeded with ``seed``."""
     gen = torch.Generator().manual_seed(int(seed))
     n, d = settings.n_samples, settings.n_features
@@ -140,34 +192,40 @@ def sample_dataset(settings: Settings, seed: int) -> dict[str, torch.Tensor]:
     beta = settings.beta_scale * torch.randn(d, generator=gen)
     y = X @ beta + settings.noise_std * torch.randn(n, generator=gen)
     order = torch.randperm(n, generator=gen)
-    train, test = order[: settings.n_train], order[settings.n_train :]
-    return {"X_train": X[train], "y_train": y[train], "X_test": X[test], "y_test": y[test]}
+    train_rows, test_rows = order[: settings.n_train], order[settings.n_train :]
+    return {
+        "X_train": X[train_rows],
+        "y_train": y[train_rows],
+        "X_test": X[test_rows],
+        "y_test": y[test_rows],
+    }
 
 
-def _stack_data(settings: Settings, seeds: list[int]) -> dict[str, torch.Tensor]:
+def _stack_data(settings: Settings, seeds: list[int]) -> dict:
     datasets = {seed: sample_dataset(settings, seed) for seed in sorted(set(seeds))}
     return {key: torch.stack([datasets[s][key] for s in seeds]) for key in datasets[seeds[0]]}
 
 
-def train_chunk(
-    settings: Settings, cells: list[tuple[float, float, int]], data, on_epoch=None
-) -> TrainResult:
+def train_chunk(settings: Settings, cells: list[tuple[float, float, int]], data, on_epoch=None):
     """Train the members of ``cells`` as one batch (step 2 of the module docstring)."""
+    from gradmatch import train
+
     seeds = [seed for _, _, seed in cells]
-    return train_batched(
-        MLPSpec(settings.n_features, settings.hidden, 1),
+    stopping = settings.early_stopping
+    return train.train_batched(
+        train.MLPSpec(settings.n_features, settings.hidden, 1),
         seeds,
         data["X_train"],
         data["y_train"],
         loss="mse",
-        optimizer=Adam(lr=settings.lr),
-        epochs=settings.max_epochs,
+        optimizer=train.Adam(lr=settings.lr),
+        epochs=stopping.max_epochs,
         batch_size=settings.batch_size,
-        penalty=ElasticNetPenalty(
+        penalty=train.ElasticNetPenalty(
             [c[0] for c in cells], [c[1] for c in cells], beta=settings.smooth_beta
         ),
-        early_stopping=EarlyStopping(
-            "train_objective_last", patience=settings.patience, min_delta=settings.min_delta
+        early_stopping=train.EarlyStopping(
+            "train_objective_last", patience=stopping.patience, min_delta=stopping.min_delta
         ),
         data_seeds=[seed + ORDER_SEED_OFFSET for seed in seeds],
         device=settings.device,
@@ -178,51 +236,40 @@ def train_chunk(
     )
 
 
-def minibatch_targets(model: torch.nn.Module, X, y, batch_size: int, seed: int):
-    """``target_batches`` for the stochastic fit: epoch e yields, for each drop-last batch b of
-    the e-th ``randperm`` of a generator seeded with ``seed``, the float64 target
-    −∇_θ (1/|b|) Σ_{i∈b} (f_θ̂(x_i) − y_i)², all batches of an epoch in one vmapped backward."""
-    from torch.func import functional_call, grad, vmap
-
-    gen = torch.Generator().manual_seed(int(seed))
-    params = {name: p.detach() for name, p in model.named_parameters()}
-    steps = X.shape[0] // batch_size
-
-    def batch_loss(weights, xb, yb):
-        return torch.mean((functional_call(model, weights, (xb,)).squeeze(-1) - yb) ** 2)
-
-    batch_gradients = vmap(grad(batch_loss), in_dims=(None, 0, 0))
-
-    def targets(epoch: int):
-        rows = torch.randperm(X.shape[0], generator=gen)[: steps * batch_size].to(X.device)
-        rows = rows.view(steps, batch_size)
-        grads = batch_gradients(params, X[rows], y[rows])
-        flat = torch.cat([g.reshape(steps, -1) for g in grads.values()], dim=1)
-        return iter(-flat.double().cpu())
-
-    return targets
-
-
 def estimate(settings: Settings, model, X_train, y_train, seed: int) -> dict[str, float]:
-    """λ̂ by every method of ``settings.fit_methods`` (step 3), with fit diagnostics."""
+    """λ̂ by every method of ``settings.fit_methods`` (step 3), with fit diagnostics; the
+    columns of a method not run are NaN (``fit_epochs_adam``: 0)."""
+    from gradmatch import train
+    from gradmatch.core import autodiff
+
     family = ElasticNet(settings.smooth_beta)
-    theta = flat_parameters(model)
-    target = loss_gradient(model, "mse", X_train, y_train).cpu().numpy()
+    theta = autodiff.flat_parameters(model)
+    target = autodiff.loss_gradient(model, "mse", X_train, y_train).cpu().numpy()
+    fit_settings = settings.adam_fit
     row: dict[str, float] = {}
-    for method in settings.fit_methods:
+    for method in METHODS:
+        if method not in settings.fit_methods:
+            for column in _method_columns(method):
+                row[column.name] = 0 if column.dtype == "int64" else math.nan
+            continue
         kwargs = {}
         if method == "adam":
-            kwargs = {
-                "adam": AdamOptions(
-                    lr=settings.fit_lr,
-                    max_epochs=settings.fit_max_epochs,
-                    patience=settings.fit_patience,
-                    init={"lambda_l1": settings.fit_init, "lambda_l2": settings.fit_init},
-                ),
-                "target_batches": minibatch_targets(
-                    model, X_train, y_train, settings.fit_batch_size, seed + MATCH_SEED_OFFSET
-                ),
-            }
+            init = None
+            if fit_settings.init is not None:
+                init = {"lambda_l1": fit_settings.init, "lambda_l2": fit_settings.init}
+            kwargs = {"adam": fit_settings.options(init=init)}
+            if fit_settings.batch_size is not None:
+                kwargs["target_batches"] = train.minibatch_targets(
+                    model,
+                    "mse",
+                    X_train,
+                    y_train,
+                    fit_settings.batch_size,
+                    seed + MATCH_SEED_OFFSET,
+                    drop_last=True,
+                    vectorize=True,
+                    device="cpu",
+                )
         fit = match_gradients(family, theta, target, method=method, **kwargs)
         row[f"lambda_hat_l1_{method}"] = float(fit.params["lambda_l1"])
         row[f"lambda_hat_l2_{method}"] = float(fit.params["lambda_l2"])
@@ -234,9 +281,9 @@ def estimate(settings: Settings, model, X_train, y_train, seed: int) -> dict[str
     return row
 
 
-@torch.no_grad()
 def _mse(model, X, y) -> float:
-    return float(torch.nn.functional.mse_loss(model(X).squeeze(-1), y))
+    with torch.no_grad():
+        return float(torch.nn.functional.mse_loss(model(X).squeeze(-1), y))
 
 
 def run(settings: Settings, chunk: int = 0) -> pd.DataFrame:
@@ -249,15 +296,16 @@ def run(settings: Settings, chunk: int = 0) -> pd.DataFrame:
     cells = grid(settings)[chunk * settings.chunk_size : (chunk + 1) * settings.chunk_size]
     data = _stack_data(settings, [seed for _, _, seed in cells])
     labels = [f"l1={lambda1:g}_l2={lambda2:g}_seed={seed}" for lambda1, lambda2, seed in cells]
-    config = {**asdict(settings), "chunk": chunk, "members": labels}
-    with Tracker(settings.wandb, group="elastic_net", name=f"chunk-{chunk}", config=config) as run_:
+    config = {**settings.record(), "chunk": chunk, "members": labels}
+    tracking = settings.wandb.model_dump()
+    with Tracker(tracking, group="elastic_net", name=f"chunk-{chunk}", config=config) as run_:
         result = train_chunk(settings, cells, data, on_epoch=run_.member_logger(labels))
         frame = _match_members(settings, cells, data, result, chunk)
         run_.member_summary(frame.to_dict("records"), labels)
     return frame
 
 
-def _match_members(settings: Settings, cells, data, result: TrainResult, chunk: int):
+def _match_members(settings: Settings, cells, data, result, chunk: int) -> pd.DataFrame:
     """Step 3 for every member of a trained chunk: one row per cell."""
     rows = []
     members = tqdm(
@@ -287,28 +335,9 @@ def _match_members(settings: Settings, cells, data, result: TrainResult, chunk: 
                 "matched_weights": settings.match_weights,
                 "train_optimizer": "adam",
                 "smooth_beta": float(settings.smooth_beta),
-                "n_parameters": int(result.spec.n_parameters()),
+                "n_params": int(result.spec.n_parameters()),
                 "chunk": int(chunk),
                 "preset": settings.preset,
             }
         )
-    return _typed(pd.DataFrame(rows))
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Fixed dtypes: int64 counters, float64 numbers, strings for labels."""
-    for column in frame.columns:
-        if column in (
-            "seed",
-            "epochs_trained",
-            "best_epoch",
-            "n_parameters",
-            "chunk",
-            "fit_epochs_adam",
-        ):
-            frame[column] = frame[column].astype("int64")
-        elif column in ("matched_weights", "train_optimizer", "preset"):
-            frame[column] = frame[column].astype(str)
-        else:
-            frame[column] = frame[column].astype("float64")
-    return frame
+    return TABLES["summary"].frame(rows)

@@ -5,11 +5,13 @@ stacked computation, each with its own seed, hyperparameters and early stopping,
 :class:`TrainResult` (final and best weights, stop and best epochs, per-epoch history). Member k
 trained in a batch equals member k trained alone; ``build_mlp`` is the solo form and
 ``TrainResult.member(k)`` extracts one member as an ``nn.Sequential``. Details and the contract:
-:mod:`gradmatch.train.trainer`.
+:mod:`gradmatch.train.trainer`. ``minibatch_targets`` (:mod:`gradmatch.train.matching`) gives the
+minibatch targets −∇L_b(θ̂) of the authors' stochastic gradient-matching fit (Figs. 3 and 5).
 """
 
 from gradmatch.train.devices import resolve_device, resolve_dtype
 from gradmatch.train.early_stopping import EarlyStopping
+from gradmatch.train.matching import minibatch_targets
 from gradmatch.train.models import MLPSpec, build_mlp, init_stacked, load_member, stacked_forward
 from gradmatch.train.optim import SGD, Adam
 from gradmatch.train.penalties import ElasticNetPenalty
@@ -26,6 +28,7 @@ __all__ = [
     "init_stacked",
     "load_member",
     "member_loss",
+    "minibatch_targets",
     "resolve_device",
     "resolve_dtype",
     "stacked_forward",
