@@ -184,7 +184,8 @@ def test_elastic_net_chunk_logs_offline_and_keeps_parquet_identical(wandb_env):
 
     section = {
         "lambda1_values": [1e-2], "lambda2_values": [1e-2, 1e-1], "seeds": [0], "chunk_size": 2,
-        "n_samples": 200, "max_epochs": 2, "fit_max_epochs": 2, "fit_methods": ["lstsq", "adam"],
+        "n_samples": 200, "early_stopping": {"max_epochs": 2}, "adam_fit": {"max_epochs": 2},
+        "fit_methods": ["lstsq", "adam"],
         "progress": False,
     }  # fmt: skip
     frames = {}
@@ -233,8 +234,8 @@ def test_dropout_chunk_logs_offline_and_keeps_parquet_byte_identical(wandb_env):
     from gradmatch.experiments import dropout
 
     section = {
-        "depths": [2], "widths": [4], "rates": [0.0, 0.5], "seeds": [1], "max_epochs": 2,
-        "fit_max_epochs": 1, "batch_size": 512,
+        "depths": [2], "widths": [4], "rates": [0.0, 0.5], "seeds": [1],
+        "early_stopping": {"max_epochs": 2}, "adam_fit": {"max_epochs": 1}, "batch_size": 512,
     }  # fmt: skip
     globals_ = {"preset": "smoke", "dataset": "digits", "device": "cpu"}
 

@@ -96,8 +96,8 @@ GLOBAL_BLOCKS: dict[str, Any] = {
 GLOBAL_KEYS = tuple(GLOBAL_BLOCKS)
 # keys the workflow fills (paths); a config file may not set them
 WORKFLOW_KEYS = ("mnist_dir",)
-# settings that steer side channels, not results: never recorded in a table
-UNRECORDED_FIELDS = ("wandb",)
+# settings that steer side channels or name local paths, not results: never recorded in a table
+UNRECORDED_FIELDS = ("wandb", "mnist_dir")
 
 
 # ---- shared blocks inside sections --------------------------------------------------------------

@@ -8,9 +8,9 @@ no figure reads W&B. The global config key ``wandb`` selects the mode::
       project: null    # default $WANDB_PROJECT, else "gradmatch"
       entity: null     # default $WANDB_ENTITY, else W&B's default entity
 
-Usage in an experiment (``settings.wandb`` is that mapping, filled from the global key)::
+Usage in an experiment (``settings.wandb`` is the :class:`gradmatch.settings.Wandb` block)::
 
-    with Tracker(settings.wandb, group="dropout", name="chunk-3", config=asdict(settings)) as run:
+    with Tracker(settings.wandb.model_dump(), group="dropout", name="chunk-3", config=settings.record()) as run:
         for epoch in ...:
             run.log({"train_loss": loss}, step=epoch)
         run.summary({"lambda_hat": lam})

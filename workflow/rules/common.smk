@@ -56,7 +56,7 @@ def globals_json(analysis):
     device reruns only the rules that use one), plus the MNIST folder where it reads MNIST."""
     fields = type(analysis_settings(analysis)).model_fields
     chosen = {key: config[key] for key in gm_config.GLOBAL_KEYS if key in fields}
-    if "mnist_dir" in fields:
+    if mnist_inputs(analysis):
         chosen["mnist_dir"] = MNIST_DIR
     return json.dumps(chosen, sort_keys=True)
 
