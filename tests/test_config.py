@@ -117,7 +117,8 @@ def test_non_finite_numbers_are_rejected_naming_the_key(value):
 def test_duplicated_key_is_rejected_naming_the_line(tmp_path):
     path = tmp_path / "twice.yaml"
     path.write_text("preset: smoke\ndevice: cpu\npreset: paper\n")
-    with pytest.raises(ConfigError, match=r"twice.yaml:3: key 'preset' given twice \(first on line 1\)"):
+    message = r"twice.yaml:3: key 'preset' given twice \(first on line 1\)"
+    with pytest.raises(ConfigError, match=message):
         load_yaml(path)
 
 

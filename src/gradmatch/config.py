@@ -118,7 +118,8 @@ def _allowed_keys(error: ValidationError, loc: tuple) -> list[str]:
             return []
         field = model.model_fields.get(str(part))
         annotation = getattr(field, "annotation", None)
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        is_block = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation if is_block else None
     return sorted(model.model_fields) if model is not None else []
 
 
@@ -188,9 +189,7 @@ def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         parsed = model.model_validate(globals_)
     except ValidationError as error:
         raise ConfigError(_describe(error, "")) from None
-    return parsed.model_dump(mode="json"), {
-        name: config.get(name) for name in known_sections
-    }
+    return parsed.model_dump(mode="json"), {name: config.get(name) for name in known_sections}
 
 
 def section_settings(config: dict[str, Any], name: str, **workflow_values: Any):

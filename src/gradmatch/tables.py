@@ -71,7 +71,8 @@ class Table:
         """Raise ValueError naming each missing, extra or mistyped column of ``frame``."""
         self._check_names(frame, what)
         if list(frame.columns) != list(self.names):
-            raise ValueError(f"{what}: columns in order {list(frame.columns)}, declared {self.names}")
+            order = list(frame.columns)
+            raise ValueError(f"{what}: columns in order {order}, declared {list(self.names)}")
         wrong = {
             column.name: str(frame[column.name].dtype)
             for column in self.columns

@@ -10,7 +10,8 @@ no figure reads W&B. The global config key ``wandb`` selects the mode::
 
 Usage in an experiment (``settings.wandb`` is the :class:`gradmatch.settings.Wandb` block)::
 
-    with Tracker(settings.wandb.model_dump(), group="dropout", name="chunk-3", config=settings.record()) as run:
+    wandb = settings.wandb.model_dump()
+    with Tracker(wandb, group="dropout", name="chunk-3", config=settings.record()) as run:
         for epoch in ...:
             run.log({"train_loss": loss}, step=epoch)
         run.summary({"lambda_hat": lam})

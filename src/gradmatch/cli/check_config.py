@@ -12,9 +12,7 @@ from gradmatch import config as config_lib
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("configfile", help="a YAML preset such as config/config.yaml")
-    parser.add_argument(
-        "--resolved", action="store_true", help="print the resolved config as YAML"
-    )
+    parser.add_argument("--resolved", action="store_true", help="print the resolved config as YAML")
 
 
 def command(args: argparse.Namespace) -> int:

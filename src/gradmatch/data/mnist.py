@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-
 from pydantic import Field, model_validator
 
 from gradmatch.io import atomic_path
@@ -61,7 +60,6 @@ DEFAULT_MIRRORS: tuple[str, ...] = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's mirror
     "http://yann.lecun.com/exdb/mnist/",  # the original page
 )
-
 
 
 class DownloadSettings(Settings):

@@ -79,9 +79,7 @@ class Settings(base.Settings):
     @model_validator(mode="after")
     def _grid(self):
         if not self.theta_min < self.theta_max:
-            raise ValueError(
-                f"theta_min ({self.theta_min}) must be < theta_max ({self.theta_max})"
-            )
+            raise ValueError(f"theta_min ({self.theta_min}) must be < theta_max ({self.theta_max})")
         return self
 
 

@@ -4,8 +4,8 @@
 resolved workflow config (lists joined by commas), ``\\figurefile{<figure>}`` and
 ``\\figuretitle{<figure>}`` for every figure of the workflow's figure table, and
 ``\\allfigures``, which applies ``\\do`` to each figure name in table order (the report's
-figure list), so the report never types a number, a path or a figure list by hand. An unknown name stops LaTeX with
-an error that names it.
+figure list), so the report never types a number, a path or a figure list by hand. An unknown
+name stops LaTeX with an error that names it.
 """
 
 from __future__ import annotations
