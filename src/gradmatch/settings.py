@@ -1,9 +1,10 @@
 """Typed settings: the one owner of every default, bound and description (no torch here).
 
 Each analysis module of :mod:`gradmatch.experiments` opens with
-``class Settings(settings.Settings)`` whose field defaults are the paper's values. A config file
-(``config/*.yaml``) is an overlay: a section lists only what differs from those defaults. Pydantic owns the defaults, the validation
-(one message naming the key) and the JSON schema (``gradmatch schema``), all from the same class.
+``class Settings(settings.Settings)`` whose field defaults are the paper's values. A config
+file (``config/*.yaml``) is an overlay: a section lists only what differs from those defaults.
+Pydantic owns the defaults, the validation (one message naming the key) and the JSON schema
+(``gradmatch schema``), all from the same class.
 
 Blocks that several analyses share are models of their own, so one option has one name
 everywhere:
