@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import BaseModel, ValidationError
 
 from gradmatch import experiments
-from gradmatch.settings import GLOBAL_BLOCKS, GLOBAL_KEYS, WORKFLOW_KEYS, Block
+from gradmatch.settings import GLOBAL_KEYS, WORKFLOW_KEYS, Block, Globals
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -170,7 +170,7 @@ def _overlay_blocks(model: type[BaseModel], values: dict[str, Any]) -> dict[str,
 
 
 def _globals_model() -> type[Block]:
-    return create_model("Globals", __base__=Block, **GLOBAL_BLOCKS)
+    return Globals
 
 
 def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -44,21 +44,23 @@ class Settings(Block):
 
 # ---- global keys --------------------------------------------------------------------------------
 
+# Each global type carries its default (the paper's), so a Settings field is just
+# ``preset: base.Preset`` and the value has one owner.
 Preset = Annotated[
     Literal["smoke", "default", "paper"],
-    Field(description="the name of the scale preset (recorded in every table)"),
+    Field("paper", description="the name of the scale preset (recorded in every table)"),
 ]
 Device = Annotated[
     Literal["auto", "cpu", "cuda"],
-    Field(description="where training runs: auto (CUDA when present) | cpu | cuda"),
+    Field("auto", description="where training runs: auto (CUDA when present) | cpu | cuda"),
 ]
 Dataset = Annotated[
     Literal["digits", "mnist"],
-    Field(description="image data of Figures 5 and 6: digits (bundled, offline) | mnist"),
+    Field("mnist", description="image data of Figures 5 and 6: mnist (paper) | digits (offline)"),
 ]
 MnistDir = Annotated[
     str | None,
-    Field(description="folder of the MNIST IDX files; filled by the workflow (its path table)"),
+    Field(None, description="folder of the MNIST IDX files; filled by the workflow (its paths)"),
 ]
 
 
@@ -87,14 +89,17 @@ class OLSProblem(Block):
     step_size: float = Field(0.01, gt=0, description="ε of gradient descent on (1/2n)‖y − Xθ‖²")
 
 
-GLOBAL_BLOCKS: dict[str, Any] = {
-    "preset": (Preset, "default"),
-    "device": (Device, "auto"),
-    "dataset": (Dataset, "digits"),
-    "wandb": (Wandb, Wandb()),
-    "ols_problem": (OLSProblem, OLSProblem()),
-}
-GLOBAL_KEYS = tuple(GLOBAL_BLOCKS)
+class Globals(Block):
+    """The global keys at the top of a config file."""
+
+    preset: Preset
+    device: Device
+    dataset: Dataset
+    wandb: Wandb = Wandb()
+    ols_problem: OLSProblem = OLSProblem()
+
+
+GLOBAL_KEYS = tuple(Globals.model_fields)
 # keys the workflow fills (paths); a config file may not set them
 WORKFLOW_KEYS = ("mnist_dir",)
 # settings that steer side channels or name local paths, not results: never recorded in a table

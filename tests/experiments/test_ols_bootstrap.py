@@ -94,7 +94,7 @@ def test_presets_overlay_the_defaults():
         return config.section_settings(config.load_yaml(REPO / "config" / name), "ols_bootstrap")
 
     assert preset("paper.yaml") == ols_bootstrap.Settings(preset="paper")
-    assert preset("config.yaml") == ols_bootstrap.Settings()
+    assert preset("config.yaml") == ols_bootstrap.Settings(preset="default")
     smoke = ols_bootstrap.Settings(preset="smoke", n_endpoints=20, heatmap_m=(1, 10, 20))
     assert preset("smoke.yaml") == smoke
 

@@ -63,7 +63,7 @@ def test_presets_overlay_the_defaults():
         return config.section_settings(config.load_yaml(path), "ols_bootstrap_sigma")
 
     assert preset("paper.yaml") == ols_bootstrap_sigma.Settings(preset="paper")
-    assert preset("config.yaml") == ols_bootstrap_sigma.Settings()
+    assert preset("config.yaml") == ols_bootstrap_sigma.Settings(preset="default")
     smoke = ols_bootstrap_sigma.Settings(
         preset="smoke", noise_stds=(0.5, 4.0, 20.0), n_endpoints=30, n_pools=2
     )

@@ -81,7 +81,7 @@ def test_presets_overlay_the_defaults():
         return config.section_settings(config.load_yaml(REPO / "config" / name), "ols_endpoint")
 
     assert preset("paper.yaml") == ols_endpoint.Settings(preset="paper")
-    assert preset("config.yaml") == ols_endpoint.Settings()
+    assert preset("config.yaml") == ols_endpoint.Settings(preset="default")
     smoke = AdamFit(lr=1e-2, max_epochs=500, patience=50)
     assert preset("smoke.yaml") == ols_endpoint.Settings(preset="smoke", adam_fit=smoke)
 

@@ -75,7 +75,7 @@ def test_presets_overlay_the_defaults():
         return config.section_settings(config.load_yaml(REPO / "config" / name), "ols_fixed_stop")
 
     assert preset("paper.yaml") == ols_fixed_stop.Settings(preset="paper")
-    assert preset("config.yaml") == ols_fixed_stop.Settings()
+    assert preset("config.yaml") == ols_fixed_stop.Settings(preset="default")
     assert preset("smoke.yaml") == ols_fixed_stop.Settings(preset="smoke", n_endpoints=12)
 
 

@@ -79,7 +79,7 @@ def test_presets_overlay_the_defaults():
         return config.section_settings(config.load_yaml(path), "ols_ridge_trace")
 
     assert preset("paper.yaml") == ols_ridge_trace.Settings(preset="paper")
-    assert preset("config.yaml") == ols_ridge_trace.Settings()
+    assert preset("config.yaml") == ols_ridge_trace.Settings(preset="default")
     smoke = preset("smoke.yaml")
     assert smoke.checkpoints == (1, 10, 100, 1000)
     assert smoke.adam_fit == AdamFit(lr=0.05, max_epochs=1000, patience=100, init=1.0)

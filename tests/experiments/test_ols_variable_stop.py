@@ -77,7 +77,7 @@ def test_presets_overlay_the_defaults():
         return config.section_settings(config.load_yaml(path), "ols_variable_stop")
 
     assert preset("paper.yaml") == ols_variable_stop.Settings(preset="paper")
-    assert preset("config.yaml") == ols_variable_stop.Settings()
+    assert preset("config.yaml") == ols_variable_stop.Settings(preset="default")
     smoke = ols_variable_stop.Settings(preset="smoke", n_endpoints=20, n_pools=2)
     assert preset("smoke.yaml") == smoke
     assert smoke.early_stopping == EarlyStopping(max_epochs=2000, patience=5, min_delta=1e-3)

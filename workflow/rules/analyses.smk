@@ -39,7 +39,6 @@ for analysis in ANALYSES:
         rule:
             name:
                 f"aggregate_{analysis}"
-            localrule: True
             input:
                 **{
                     table: expand(path, chunk=range(n_chunks))
@@ -49,6 +48,7 @@ for analysis in ANALYSES:
                 **{table: table_path(f"{analysis}.{table}") for table in tables},
             log:
                 f"{LOGS}/{analysis}/aggregate.log",
+            localrule: True
             params:
                 analysis=analysis,
                 inputs=lambda wildcards, input: " ".join(

@@ -53,7 +53,8 @@ def settings_json(analysis):
 
 def globals_json(analysis):
     """Only the global keys this analysis's Settings declares (so that, e.g., switching the
-    device reruns only the rules that use one), plus the MNIST folder where it reads MNIST."""
+    device reruns only the rules that use one), plus the MNIST folder where it reads MNIST.
+    """
     fields = type(analysis_settings(analysis)).model_fields
     chosen = {key: config[key] for key in gm_config.GLOBAL_KEYS if key in fields}
     if mnist_inputs(analysis):
@@ -87,9 +88,15 @@ def all_figure_files():
 
 def figure_inputs(figure):
     """Plot input name -> parquet path, from the figure table."""
-    return {name: table_path(table) for name, table in FIGURES[figure]["inputs"].items()}
+    return {
+        name: table_path(table) for name, table in FIGURES[figure]["inputs"].items()
+    }
 
 
 def figure_caption(figure):
     """The figure's --report caption file (relative to the rules folder), or None."""
-    return f"../report/{figure}.rst" if (WORKFLOW_DIR / "report" / f"{figure}.rst").is_file() else None
+    return (
+        f"../report/{figure}.rst"
+        if (WORKFLOW_DIR / "report" / f"{figure}.rst").is_file()
+        else None
+    )

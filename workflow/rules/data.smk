@@ -1,6 +1,7 @@
 # Data: the checksummed MNIST download (a local rule: compute nodes often have no internet).
 # Its files are inputs of the analyses that read MNIST, only under dataset: mnist (the paper
 # preset); digits ships with scikit-learn.
+import os
 
 
 localrules:
@@ -14,7 +15,7 @@ rule download_mnist:
         f"{LOGS}/data/download_mnist.log",
     params:
         settings=json.dumps(config["mnist"], sort_keys=True),
-        dest=MNIST_DIR,
+        dest=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "gradmatch download-mnist --settings {params.settings:q} "
         "--dest {params.dest:q} > {log:q} 2>&1"

@@ -8,7 +8,6 @@ for figure, entry in FIGURES.items():
     rule:
         name:
             f"plot_{figure}"
-        localrule: True
         input:
             **figure_inputs(figure),
         output:
@@ -23,6 +22,7 @@ for figure, entry in FIGURES.items():
             },
         log:
             f"{LOGS}/plots/{figure}.log",
+        localrule: True
         params:
             command=f"plot-{figure}",
             inputs=lambda wildcards, input: " ".join(

@@ -183,10 +183,10 @@ class Settings(base.Settings):
     gradient_batch_size: int = Field(
         8192, ge=1, description="rows per pass when computing the full-data −∇L"
     )
-    dataset: base.Dataset = "mnist"
-    mnist_dir: base.MnistDir = None
-    device: base.Device = "auto"
-    preset: base.Preset = "default"
+    dataset: base.Dataset
+    mnist_dir: base.MnistDir
+    device: base.Device
+    preset: base.Preset
     wandb: base.Wandb = base.Wandb()
 
     @model_validator(mode="after")

@@ -156,8 +156,8 @@ class Settings(base.Settings):
         "float32", description="training precision (paper: float32)"
     )
     progress: bool = Field(True, description="tqdm progress bars")
-    device: base.Device = "auto"
-    preset: base.Preset = "default"
+    device: base.Device
+    preset: base.Preset
     wandb: base.Wandb = base.Wandb()
 
     @model_validator(mode="after")

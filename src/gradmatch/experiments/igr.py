@@ -170,10 +170,10 @@ class Settings(base.Settings):
         "float64",
         description="precision of the Eq. 6 probe (paper: float64; the authors used float32)",
     )
-    dataset: base.Dataset = "mnist"
-    mnist_dir: base.MnistDir = None
-    device: base.Device = "auto"
-    preset: base.Preset = "default"
+    dataset: base.Dataset
+    mnist_dir: base.MnistDir
+    device: base.Device
+    preset: base.Preset
     wandb: base.Wandb = base.Wandb()
 
 

@@ -104,10 +104,10 @@ class Settings(base.Settings):
         20, ge=1, description="RK4 substeps per interval η for both flows (paper: 20)"
     )
     seed: int = Field(0, ge=0, description="data draw, permutation and torch init seed (paper: 0)")
-    dataset: base.Dataset = "mnist"
-    mnist_dir: base.MnistDir = None
-    device: base.Device = "auto"
-    preset: base.Preset = "default"
+    dataset: base.Dataset
+    mnist_dir: base.MnistDir
+    device: base.Device
+    preset: base.Preset
 
 
 def drift_trace(problem: Problem, lr: float, steps: int, substeps: int) -> dict[str, np.ndarray]:

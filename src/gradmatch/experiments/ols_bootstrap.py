@@ -95,7 +95,7 @@ class Settings(base.Settings):
         min_length=1,
         description="m of the drawn Λ̂_m, panels B, C, D (paper: 1, 50, 100)",
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
     @model_validator(mode="after")
     def _heatmap_within_stack(self):

@@ -74,7 +74,7 @@ class Settings(base.Settings):
         ge=0,
         description="resample k of pool j: bootstrap_seed + j·10000 + k (paper: 1000000)",
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
 
 def pool_distances(settings: Settings, X, signal, noise, lam, pool: int) -> list[dict]:

@@ -88,7 +88,7 @@ class Settings(base.Settings):
         description="the authors' Adam fit of the diagonal q (paper/code: lr 1e-2, max_epochs "
         "5000, patience 150)",
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
 
 def diagonal_fits(endpoint: _ols.Endpoint, settings: Settings) -> dict[str, np.ndarray]:

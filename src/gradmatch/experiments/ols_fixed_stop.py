@@ -78,7 +78,7 @@ class Settings(base.Settings):
         ge=1,
         description="m of the drawn Q̂ (paper: 10, the authors' newest plot; an older one: 100)",
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
     @model_validator(mode="after")
     def _heatmap_within_pool(self):

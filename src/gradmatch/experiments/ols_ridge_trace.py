@@ -75,7 +75,7 @@ class Settings(base.Settings):
         description="the authors' Adam fit of λ from λ = 1 (β = log λ = 0) (code: lr 0.05, "
         "max_epochs 30000, patience 2000, min_delta 0, init 1)",
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
 
 def closed_form(theta: np.ndarray, gradient: np.ndarray) -> float:

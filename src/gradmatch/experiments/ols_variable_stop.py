@@ -74,7 +74,7 @@ class Settings(base.Settings):
     n_pools: int = Field(
         10, ge=1, description="independent pools (code: 10; paper and Appendix I: 5)"
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
 
 def pool_endpoints(

@@ -74,7 +74,7 @@ class Settings(base.Settings):
     theta_min: float = Field(-0.5, description="left end of the θ grid of the curves")
     theta_max: float = Field(3.5, description="right end of the θ grid (> theta_min)")
     grid_points: int = Field(600, ge=2, description="number of θ values on the grid")
-    preset: base.Preset = "default"
+    preset: base.Preset
 
     @model_validator(mode="after")
     def _grid(self):

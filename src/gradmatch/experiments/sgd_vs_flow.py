@@ -125,7 +125,7 @@ class Settings(base.Settings):
     grid_pad_fraction: float = Field(
         0.25, ge=0, description="grid padding fraction of the iterates' range (paper: 0.25)"
     )
-    preset: base.Preset = "default"
+    preset: base.Preset
 
     @model_validator(mode="after")
     def _ranges(self):
