@@ -49,6 +49,7 @@ from gradmatch.tracking import Tracker
 # torch-using modules are imported inside the functions that need them (module level stays
 # torch-free); ``torch`` itself is lazy
 torch = lazy_import("torch")
+synthetic = lazy_import("gradmatch.data.synthetic")
 
 PAPER_LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 ORDER_SEED_OFFSET = 1_000  # training minibatch order: generator seed + this
@@ -187,10 +188,11 @@ def n_chunks(settings: Settings) -> int:
 def sample_dataset(settings: Settings, seed: int) -> dict:
     """X, then β, then ε, then the split permutation, from one generator seeded with ``seed``."""
     gen = torch.Generator().manual_seed(int(seed))
-    n, d = settings.n_samples, settings.n_features
-    X = torch.randn(n, d, generator=gen)
-    beta = settings.beta_scale * torch.randn(d, generator=gen)
-    y = X @ beta + settings.noise_std * torch.randn(n, generator=gen)
+    n = settings.n_samples
+    problem = synthetic.linear_regression(
+        gen, n, settings.n_features, settings.beta_scale, settings.noise_std
+    )
+    X, y = problem.X, problem.y
     order = torch.randperm(n, generator=gen)
     train_rows, test_rows = order[: settings.n_train], order[settings.n_train :]
     return {

@@ -41,6 +41,7 @@ from gradmatch._lazy import lazy_import
 from gradmatch.tables import Table, columns
 
 torch = lazy_import("torch")
+synthetic = lazy_import("gradmatch.data.synthetic")
 autodiff = lazy_import("gradmatch.core.autodiff")
 flows = lazy_import("gradmatch.core.flows")
 data_norm = lazy_import("gradmatch.data.normalization")
@@ -153,11 +154,16 @@ class Problem:
 def synthetic_problem(settings: Settings, device) -> Problem:
     """Linear regression y = Xβ + noise, model x ↦ xᵀθ (no bias) from θ0 = 0, MSE (float64)."""
     generator = torch.Generator().manual_seed(settings.seed)
-    n, p = settings.synthetic_samples, settings.synthetic_features
-    x = torch.randn(n, p, generator=generator, dtype=torch.float64)
-    beta = settings.synthetic_beta_scale * torch.randn(p, generator=generator, dtype=torch.float64)
-    noise = torch.randn(n, generator=generator, dtype=torch.float64)
-    y = x @ beta + settings.synthetic_noise_std * noise
+    p = settings.synthetic_features
+    problem = synthetic.linear_regression(
+        generator,
+        settings.synthetic_samples,
+        p,
+        settings.synthetic_beta_scale,
+        settings.synthetic_noise_std,
+        draw_dtype=torch.float64,
+    )
+    x, y = problem.X, problem.y
     model = torch.nn.Linear(p, 1, bias=False).double().to(device)
     with torch.no_grad():
         model.weight.zero_()
