@@ -78,3 +78,17 @@ def save_figure(figure, path: str | os.PathLike, **savefig_kwargs) -> Path:
     with atomic_path(final) as tmp:
         figure.savefig(tmp, format=fmt, **savefig_kwargs)
     return final
+
+
+def name_value_pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
+    """Command-line ``NAME=VALUE`` arguments of ``flag`` as (name, value) pairs, in order.
+
+    A ValueError names the flag and the argument when either side of ``=`` is empty.
+    """
+    pairs = []
+    for text in values:
+        name, sep, value = text.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{flag} takes NAME=VALUE, got {text!r}")
+        pairs.append((name, value))
+    return pairs

@@ -89,6 +89,17 @@ class OLSProblem(Block):
     step_size: float = Field(0.01, gt=0, description="ε of gradient descent on (1/2n)‖y − Xθ‖²")
 
 
+# the field every OLS analysis declares: ``ols_problem: base.OLSProblemBlock``
+OLSProblemBlock = Annotated[
+    OLSProblem,
+    Field(
+        default_factory=OLSProblem,
+        description="the OLS problem (global block ols_problem): X, β from its seed; endpoint "
+        "seeds offset from it",
+    ),
+]
+
+
 class Globals(Block):
     """The global keys at the top of a config file."""
 

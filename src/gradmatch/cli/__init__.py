@@ -68,13 +68,7 @@ def figures() -> dict[str, tuple[str, str]]:
 
 
 def _parse_named(pairs: list[str], flag: str) -> dict[str, str]:
-    named = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name or not value:
-            raise SystemExit(f"gradmatch: {flag} takes NAME=PATH, got {pair!r}")
-        named[name] = value
-    return named
+    return dict(io.name_value_pairs(pairs, flag))
 
 
 def _json_arg(text: str | None, flag: str) -> dict:

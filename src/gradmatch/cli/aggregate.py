@@ -36,22 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", action="append", default=[], help="TABLE=PATH of the result")
 
 
-def _pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
-    pairs = []
-    for value in values:
-        name, sep, path = value.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"aggregate: {flag} takes TABLE=PATH, got {value!r}")
-        pairs.append((name, path))
-    return pairs
-
-
 def command(args: argparse.Namespace) -> int:
     declared = experiments.module(args.analysis).TABLES
     inputs: dict[str, list[str]] = defaultdict(list)
-    for name, path in _pairs(args.input, "--input"):
+    for name, path in io.name_value_pairs(args.input, "--input"):
         inputs[name].append(path)
-    outs = dict(_pairs(args.out, "--out"))
+    outs = dict(io.name_value_pairs(args.out, "--out"))
     if set(outs) != set(declared) or set(inputs) != set(declared):
         raise ValueError(
             f"aggregate {args.analysis}: tables {sorted(declared)}; --out named {sorted(outs)}, "

@@ -63,9 +63,7 @@ HeatmapM = Annotated[int, Field(ge=1)]
 class Settings(base.Settings):
     """Fig. 7 A-E; defaults are the authors' code values."""
 
-    ols_problem: base.OLSProblem = Field(
-        base.OLSProblem(), description="the OLS problem (global block ols_problem)"
-    )
+    ols_problem: base.OLSProblemBlock
     noise_std: float = Field(
         10.0,
         ge=0,

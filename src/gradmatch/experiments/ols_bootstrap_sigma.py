@@ -52,9 +52,7 @@ NoiseStd = Annotated[float, Field(ge=0)]
 class Settings(base.Settings):
     """Fig. 7F; defaults are the authors' code values (``ols_bootstrap_sigma_sweep``)."""
 
-    ols_problem: base.OLSProblem = Field(
-        base.OLSProblem(), description="the OLS problem (global block ols_problem): X and β"
-    )
+    ols_problem: base.OLSProblemBlock
     noise_stds: tuple[NoiseStd, ...] = Field(
         PAPER_SIGMAS,
         min_length=1,

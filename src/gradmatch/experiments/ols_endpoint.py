@@ -70,9 +70,7 @@ NoiseStd = Annotated[float, Field(ge=0)]
 class Settings(base.Settings):
     """The single-endpoint run; defaults are the authors' values (H.3, code)."""
 
-    ols_problem: base.OLSProblem = Field(
-        base.OLSProblem(), description="the OLS problem (global block ols_problem)"
-    )
+    ols_problem: base.OLSProblemBlock
     noise_stds: tuple[NoiseStd, ...] = Field(
         (1.0, 10.0),
         min_length=1,

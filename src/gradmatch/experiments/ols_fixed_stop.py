@@ -55,11 +55,7 @@ RESOURCES = base.Resources(threads=1, runtime=10, mem_mb=1000)
 class Settings(base.Settings):
     """Panel B; defaults are the authors' code values (H.3, ``ols_full_matrix_recovery``)."""
 
-    ols_problem: base.OLSProblem = Field(
-        base.OLSProblem(),
-        description="the OLS problem (global block ols_problem): X from its seed, endpoint "
-        "seeds offset from it",
-    )
+    ols_problem: base.OLSProblemBlock
     noise_std: float = Field(1.0, ge=0, description="σ of every endpoint's noise (paper: 1)")
     stop_step: int | None = Field(
         None,

@@ -61,9 +61,7 @@ Step = Annotated[int, Field(ge=1)]
 class Settings(base.Settings):
     """Panel E; defaults are the authors' code values (``lambda_vs_epochs``)."""
 
-    ols_problem: base.OLSProblem = Field(
-        base.OLSProblem(), description="the OLS problem (global block ols_problem)"
-    )
+    ols_problem: base.OLSProblemBlock
     noise_std: float = Field(1.0, ge=0, description="σ of the noise ε (paper: 1)")
     checkpoints: tuple[Step, ...] = Field(
         PAPER_CHECKPOINTS,

@@ -57,11 +57,7 @@ RESOURCES = base.Resources(threads=1, runtime=20, mem_mb=2000)
 class Settings(base.Settings):
     """Panel D; defaults are the authors' code values (``ols_full_matrix_recovery``, 600c43a5)."""
 
-    ols_problem: base.OLSProblem = Field(
-        base.OLSProblem(),
-        description="the OLS problem (global block ols_problem): X from its seed, endpoint "
-        "seeds offset from it",
-    )
+    ols_problem: base.OLSProblemBlock
     noise_std: float = Field(1.0, ge=0, description="σ of every endpoint's noise (paper: 1)")
     early_stopping: base.EarlyStopping = Field(
         base.EarlyStopping(max_epochs=2000, patience=5, min_delta=1e-3),

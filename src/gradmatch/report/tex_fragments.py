@@ -107,21 +107,11 @@ def command(args: argparse.Namespace) -> int:
         config = json.loads(args.config)
     except json.JSONDecodeError as error:
         raise ValueError(f"tex-fragments: --config is not valid JSON ({error})") from error
-    figures = _pairs(args.figure, "--figure")
-    titles = _pairs(args.title, "--title")
+    figures = dict(io.name_value_pairs(args.figure, "--figure"))
+    titles = dict(io.name_value_pairs(args.title, "--title"))
     unknown = sorted(set(titles) - set(figures))
     if unknown:
         raise ValueError(f"tex-fragments: --title for {unknown}, which have no --figure")
     with io.atomic_path(args.out) as tmp:
         tmp.write_text(settings_tex(config, figures, titles))
     return 0
-
-
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
-    for pair in values:
-        name, sep, value = pair.partition("=")
-        if not sep or not name or not value:
-            raise ValueError(f"tex-fragments: {flag} takes NAME=VALUE, got {pair!r}")
-        pairs[name] = value
-    return pairs
