@@ -154,6 +154,13 @@ def _loss_at(model, loss, theta, inputs, labels) -> torch.Tensor:
     return _mean_loss(functional_call(model, _split(model, theta), (inputs,)), labels, loss)
 
 
+def _batch_losses(model, loss, point, X, y, batch_size):
+    """Each batch's mean loss at θ = ``point``, weighted by its share of the rows, so that the
+    weighted losses (and their derivatives) sum to the full-data mean: L = Σ_b (|b|/n) L_b."""
+    for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
+        yield _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
+
+
 def loss_value(
     model: torch.nn.Module,
     loss: str,
@@ -168,8 +175,7 @@ def loss_value(
     point = _flat_tensor(model, theta)
     total = 0.0
     with torch.no_grad():
-        for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
-            value = _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
+        for value in _batch_losses(model, loss, point, X, y, batch_size):
             total += float(value)
     return total
 
@@ -187,8 +193,7 @@ def gradient(
     loss = _check_loss(loss)
     point = _flat_tensor(model, theta).requires_grad_(True)
     total = torch.zeros_like(point, requires_grad=False)
-    for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
-        value = _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
+    for value in _batch_losses(model, loss, point, X, y, batch_size):
         total += torch.autograd.grad(value, point)[0]
     return total
 
@@ -208,8 +213,7 @@ def hessian_vector_product(
     point = _flat_tensor(model, theta).requires_grad_(True)
     direction = _flat_tensor(model, vector)
     total = torch.zeros_like(direction)
-    for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
-        value = _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
+    for value in _batch_losses(model, loss, point, X, y, batch_size):
         (grad,) = torch.autograd.grad(value, point, create_graph=True)
         total += torch.autograd.grad(grad, point, grad_outputs=direction)[0]
     return total
