@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="TABLE_ID=PATH",
         help="where a table lies, by table id '<analysis>.<table>' (e.g. "
-        "ols_endpoint.endpoint=data/generated/ols_early_stopping/endpoint_endpoint.parquet); "
+        "ols_endpoint.endpoint=data/generated/ols_endpoint/endpoint.parquet); "
         "one for each table the claims read",
     )
     parser.add_argument("--out", help="write the claims table to this parquet file")
