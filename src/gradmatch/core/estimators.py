@@ -363,7 +363,8 @@ def _fit_adam(
     batches: Callable[[int], Iterable[Any]] | None,
 ) -> tuple[np.ndarray, int, tuple[float, ...]]:
     import torch
-    from tqdm.auto import tqdm
+
+    from gradmatch.progress import progress_bar
 
     device = torch.device(options.device)
     dtype = torch.float64
@@ -397,8 +398,14 @@ def _fit_adam(
         return float(residual @ residual) / residual.numel()
 
     best, wait, history = math.inf, 0, []
-    epoch_bar = tqdm(range(options.max_epochs), desc="adam fit", disable=not options.progress)
-    for epoch in epoch_bar:
+    epoch_bar = progress_bar(
+        desc="adam fit",
+        total=options.max_epochs,
+        unit="epochs",
+        enabled=options.progress,
+        leave=True,
+    )
+    for epoch in range(options.max_epochs):
         if batches is None:
             monitored = step(full_target)
         else:
@@ -406,6 +413,7 @@ def _fit_adam(
                 values = torch.as_tensor(batch_target, dtype=dtype, device=device).reshape(-1)
                 monitored = step(values)
         history.append(monitored)
+        epoch_bar.update()
         if scheduler is not None:
             scheduler.step(monitored)
         if not math.isfinite(monitored):
@@ -416,6 +424,7 @@ def _fit_adam(
             wait += 1
             if wait >= options.patience:
                 break
+    epoch_bar.close()
     with torch.no_grad():
         final = torch.exp(parameter) if positive else parameter
     return final.detach().cpu().numpy().astype(np.float64), len(history), tuple(history)

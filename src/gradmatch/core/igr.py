@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from gradmatch.core.autodiff import _check_loss, _flat_tensor, hessian_gradient
 from gradmatch.core.flows import _flow_field, rk4
+from gradmatch.progress import progress_bar
 
 __all__ = ["IGRFit", "estimate_igr", "fit_igr"]
 
@@ -86,7 +86,8 @@ def estimate_igr(
     flow_field = _flow_field(model, loss, X, y, batch_size, None)
     cross = squares = target_squares = 0.0
     kept_products, kept_residuals, grad_norm_squared = [], [], None
-    for _ in tqdm(range(int(probe_steps)), desc="IGR probe", disable=not progress):
+    probes = range(int(probe_steps))
+    for _ in progress_bar(probes, desc="IGR probe", unit="steps", enabled=progress, leave=True):
         grad, product = hessian_gradient(model, loss, X, y, point, batch_size=batch_size)
         grad, product = grad.double(), product.double()
         if grad_norm_squared is None:

@@ -63,8 +63,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from gradmatch.progress import progress_bar
 from gradmatch.train.devices import resolve_device, resolve_dtype
 from gradmatch.train.early_stopping import BestState, EarlyStopping, StopState
 from gradmatch.train.models import MLPSpec, init_stacked, load_member, stacked_forward
@@ -314,8 +314,8 @@ def train_batched(
     active = torch.ones(k, dtype=torch.bool, device=device)
     records = []
     epochs_trained = torch.zeros(k, dtype=torch.long, device=device)
-    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False)
-    for epoch in bar:
+    bar = progress_bar(desc=desc, total=epochs, unit="epochs", enabled=progress)
+    for epoch in range(epochs):
         metrics = state.train_epoch(orders, train, active, epoch)
         for name, data in evals.items():
             for key, value in evaluate(spec, params, data, loss, eval_batch_size).items():
@@ -329,7 +329,7 @@ def train_batched(
             on_epoch(epoch, {**_numpy(metrics), "active": active.cpu().numpy()})
         if stopper is not None:
             active = stopper.update(metrics[monitor], active)
-        bar.set_postfix(active=int(active.sum()))
+        bar.update(active=int(active.sum()))
         if not bool(active.any()):
             break
     bar.close()
