@@ -157,3 +157,44 @@ def test_settings_record_is_canonical_json_without_the_wandb_settings():
     record = config_lib.settings_record(offline)
     assert record == config_lib.settings_record(Toy(steps=2))
     assert '"wandb"' not in record and record.startswith('{"early_stopping": {')
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("elastic_net", {"seeds": [0, 0]}, "'elastic_net.seeds' = [0, 0]: repeats [0]"),
+        (
+            "ols_fixed_stop",
+            {"heatmap_endpoints": 200},
+            "'ols_fixed_stop.heatmap_endpoints' = 200: exceeds n_endpoints = 100",
+        ),
+        ("sgd_vs_flow", {"x_max": -3.0}, "'sgd_vs_flow.x_max' = -3.0: must exceed x_min = -2.5"),
+        (
+            "elastic_net",
+            {"n_samples": 10**9},
+            "'elastic_net.n_samples' = 1000000000: needs about 2.95e+03 GiB (one data set",
+        ),
+    ],
+)
+def test_a_check_across_fields_names_the_field_it_fails_on(section, values, message):
+    with pytest.raises(ConfigError) as caught:
+        validate({section: values})
+    assert str(caught.value).startswith(f"config key {message}")
+    assert "\n" not in str(caught.value)
+
+
+def test_checks_that_depend_on_the_data_set_use_its_size():
+    digits = {"dataset": "digits", "igr": {"n_train": 1200, "n_val": 300, "n_test": 297}}
+    with pytest.raises(ConfigError, match=r"'dropout\.batch_size' = 2048: exceeds the 1350"):
+        validate(digits)
+    validate({**digits, "dropout": {"batch_size": 1350}})
+    with pytest.raises(ConfigError, match=r"'dropout\.val_fraction' = 0\.0003: leaves an empty"):
+        validate({**digits, "dropout": {"batch_size": 64, "val_fraction": 0.0003}})
+    with pytest.raises(ConfigError, match=r"'igr\.n_test' = 298: exceeds the 297 test images"):
+        validate(
+            {
+                **digits,
+                "dropout": {"batch_size": 64},
+                "igr": {"n_train": 1200, "n_val": 300, "n_test": 298},
+            }
+        )

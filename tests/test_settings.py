@@ -57,3 +57,37 @@ def test_record_leaves_out_side_channels_and_local_paths():
     record = settings.record()
     assert "wandb" not in record and "mnist_dir" not in record
     assert record["adam_fit"]["lr"] == settings.adam_fit.lr
+
+
+def test_dataset_sizes_match_their_owners():
+    from gradmatch.data import digits
+
+    assert base.DATASET_ROWS["digits"] == {"train": digits.N_TRAIN, "test": digits.N_TOTAL - 1500}
+    assert base.DATASET_ROWS["mnist"] == {"train": 60_000, "test": 10_000}
+    assert base.DATASET_PIXELS == {"digits": 8 * 8, "mnist": 28 * 28}
+
+
+def test_distinct_names_the_field_and_the_repeated_values():
+    base.distinct("seeds", (3, 1, 2))
+    with pytest.raises(base.FieldError, match=r"repeats \[1, 0\]; allowed: distinct") as caught:
+        base.distinct("seeds", (1, 0, 1, 0, 1))
+    assert (caught.value.key, caught.value.value) == ("seeds", [1, 0, 1, 0, 1])
+
+
+def test_fits_in_memory_rejects_an_estimate_above_the_cap_with_the_estimate():
+    base.fits_in_memory("n", 10, base.MEMORY_CAP_BYTES, "at the cap")
+    with pytest.raises(
+        base.FieldError, match=r"needs about 64 GiB \(2 × cap\); allowed: at most 32"
+    ):
+        base.fits_in_memory("n", 10, 2 * base.MEMORY_CAP_BYTES, "2 × cap")
+
+
+def test_mlp_parameters_count_weights_and_biases():
+    assert base.mlp_parameters(64, (8,), 10) == 65 * 8 + 9 * 10
+    assert base.mlp_parameters(3, (), 1) == 4
+
+
+def test_ols_problem_estimates_its_memory_from_rows_and_features():
+    assert base.OLSProblem(n_samples=100_000_000, n_features=10).n_samples == 100_000_000
+    with pytest.raises(ValidationError, match=r"needs about 8\.2e\+04 GiB"):
+        base.OLSProblem(n_samples=10**12)

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gradmatch import experiments
-from gradmatch.settings import GLOBAL_KEYS, WORKFLOW_KEYS, Block, Globals
+from gradmatch.settings import GLOBAL_KEYS, WORKFLOW_KEYS, Block, FieldError, Globals
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -107,6 +107,13 @@ def _describe(error: ValidationError, prefix: str) -> str:
         parent = _key_path(prefix, first["loc"][:-1]) or "the top level"
         allowed = _allowed_keys(error, first["loc"][:-1])
         return f"unknown config key {key!r} in {parent}; allowed keys: {allowed}"
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        # a check across fields (a model validator) names the field it fails on
+        key = _key_path(prefix, (*first["loc"], *cause.key.split(".")))
+        return f"config key {key!r} = {cause.value!r}: {cause}"
+    if isinstance(cause, ValueError) and first["type"] == "value_error":
+        return f"config key {key!r}: {cause}"
     value = first.get("input")
     return f"config key {key!r}: {first['msg']} (got {value!r})"
 

@@ -25,13 +25,67 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Block(BaseModel):
     """Base of every settings model: frozen, unknown keys rejected, no NaN or infinity."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+# ---- checks shared by the validators (all run at validation time, before any job) --------------
+
+
+class FieldError(ValueError):
+    """A check across fields that fails on one of them: the config error names ``key`` (a field
+    name, dotted within the model) and ``value``; ``str(error)`` says what is allowed."""
+
+    def __init__(self, key: str, value: Any, message: str):
+        super().__init__(message)
+        self.key = key
+        self.value = list(value) if isinstance(value, tuple) else value
+
+
+def distinct(key: str, values: tuple) -> None:
+    """A grid or seed list must not repeat a value (a repeat duplicates rows of a table)."""
+    repeated = [value for i, value in enumerate(values) if value in values[:i]]
+    if repeated:
+        raise FieldError(
+            key,
+            values,
+            f"repeats {sorted(set(repeated), key=values.index)}; allowed: "
+            "distinct values (drop the repeats)",
+        )
+
+
+# The most memory one job may need by the estimate of its Settings (``fits_in_memory``): far
+# above every preset (the largest, the paper's dropout, is about 1.3 GiB) and below a node, so
+# that ``n_samples: 1.0e+12`` stops at validation instead of in an allocation.
+MEMORY_CAP_BYTES = 32 * 2**30
+
+
+def fits_in_memory(key: str, value: Any, n_bytes: float, formula: str) -> None:
+    """Reject a config whose estimated memory (``formula`` = ``n_bytes``) exceeds the cap."""
+    if n_bytes > MEMORY_CAP_BYTES:
+        raise FieldError(
+            key,
+            value,
+            f"needs about {n_bytes / 2**30:.3g} GiB ({formula}); allowed: at most "
+            f"{MEMORY_CAP_BYTES / 2**30:g} GiB (gradmatch.settings.MEMORY_CAP_BYTES); lower it",
+        )
+
+
+def mlp_parameters(n_in: int, hidden: tuple[int, ...], n_out: int) -> int:
+    """Weights and biases of an MLP n_in → hidden → n_out (an upper bound for the estimates)."""
+    sizes = (n_in, *hidden, n_out)
+    return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
+
+# Images and pixels per split of the image data sets (the owners: gradmatch.data.digits, whose
+# N_TRAIN and N_TOTAL a test compares, and the published MNIST), for checks at validation time.
+DATASET_ROWS = {"digits": {"train": 1500, "test": 297}, "mnist": {"train": 60_000, "test": 10_000}}
+DATASET_PIXELS = {"digits": 64, "mnist": 784}
 
 
 class Settings(Block):
@@ -87,6 +141,17 @@ class OLSProblem(Block):
     n_features: int = Field(10, ge=1, description="p, columns of X")
     beta_scale: float = Field(3.0, gt=0, description="β = beta_scale · N(0, I)")
     step_size: float = Field(0.01, gt=0, description="ε of gradient descent on (1/2n)‖y − Xθ‖²")
+
+    @model_validator(mode="after")
+    def _fits(self):
+        fits_in_memory(
+            "n_samples",
+            self.n_samples,
+            self.n_samples * (self.n_features + 1) * 8,
+            f"X and y in float64: n_samples {self.n_samples} × (n_features {self.n_features} + 1) "
+            "× 8 bytes",
+        )
+        return self
 
 
 # the field every OLS analysis declares: ``ols_problem: base.OLSProblemBlock``

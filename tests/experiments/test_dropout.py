@@ -54,7 +54,7 @@ def test_module_imports_reads_tables_and_counts_chunks_without_torch():
 
 
 def test_chunks_are_depth_width_pairs():
-    settings = dropout.Settings(depths=(1, 3), widths=(32, 64), dataset="digits")
+    settings = dropout.Settings(depths=(1, 3), widths=(32, 64), dataset="digits", batch_size=64)
     assert dropout.n_chunks(settings) == 4
     assert [dropout.chunk_shape(settings, c) for c in range(4)] == [
         (1, 32), (1, 64), (3, 32), (3, 64),

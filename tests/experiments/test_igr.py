@@ -118,8 +118,8 @@ def test_chunk_out_of_range_names_the_widths():
 
 
 def test_split_larger_than_the_data_names_the_key():
-    with pytest.raises(ValueError, match="igr.n_train or igr.n_val"):
-        igr.split_data(tiny_settings(n_train=1500, n_val=100))
+    with pytest.raises(config.ConfigError, match=r"'igr\.n_train' = 1500: n_train \+ n_val = 1600"):
+        config.build_settings(igr.Settings, {"n_train": 1500, "n_val": 100}, {"dataset": "digits"})
 
 
 def test_digits_normalisation_uses_the_train_split_statistics():

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradmatch import config
 from gradmatch.experiments import igr_long_horizon as lh
 from gradmatch.plots import figS1
 from gradmatch.train import resolve_device
@@ -57,9 +58,8 @@ def test_mlp_case_runs_on_digits_and_stays_below_one_for_tanh():
 
 
 def test_too_many_mlp_samples_names_the_key():
-    settings = lh.Settings(mlp_samples=5000, dataset="digits", device="cpu")
-    with pytest.raises(ValueError, match="igr_long_horizon.mlp_samples"):
-        lh.mlp_problem(settings, "tanh", resolve_device("cpu"))
+    with pytest.raises(ValueError, match="'igr_long_horizon.mlp_samples' = 5000: exceeds the 1500"):
+        config.build_settings(lh.Settings, {"mlp_samples": 5000}, {"dataset": "digits"})
 
 
 def test_unknown_activation_is_rejected():

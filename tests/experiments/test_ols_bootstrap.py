@@ -81,7 +81,8 @@ def test_a_fixed_stop_step_replaces_the_canonical_one():
 
 
 def test_bad_settings_name_the_key():
-    with pytest.raises(config.ConfigError, match=r"heatmap_m must list m in \[1, n_endpoints=100"):
+    message = r"'ols_bootstrap\.heatmap_m' = \[1, 500\]: lists \[500\] above n_endpoints = 100"
+    with pytest.raises(config.ConfigError, match=message):
         config.build_settings(ols_bootstrap.Settings, {"heatmap_m": [1, 500]})
     with pytest.raises(config.ConfigError, match=r"ols_bootstrap\.heatmap_m"):
         config.build_settings(ols_bootstrap.Settings, {"heatmap_m": []})

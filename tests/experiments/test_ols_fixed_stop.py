@@ -62,7 +62,8 @@ def test_a_fixed_stop_step_and_the_early_stopping_block_set_t():
 
 
 def test_bad_settings_name_the_key():
-    with pytest.raises(config.ConfigError, match=r"heatmap_endpoints \(200\) exceeds n_endpoints"):
+    message = r"'ols_fixed_stop\.heatmap_endpoints' = 200: exceeds n_endpoints = 100"
+    with pytest.raises(config.ConfigError, match=message):
         config.build_settings(ols_fixed_stop.Settings, {"heatmap_endpoints": 200})
     with pytest.raises(config.ConfigError, match=r"ols_fixed_stop\.stop_step"):
         config.build_settings(ols_fixed_stop.Settings, {"stop_step": 0})

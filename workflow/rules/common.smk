@@ -1,6 +1,7 @@
 # Everything the workflow owns: paths, the figure table, and lookups into the package.
 # No science here; the package does the work. Every output path is built by a function below.
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -9,9 +10,17 @@ from gradmatch import config as gm_config
 from gradmatch import experiments
 from gradmatch.data.mnist import SHA256 as MNIST_SHA256
 
-# the resolved config (every default filled in) replaces the overlay that was read, so that
-# rules and report captions see every key (gradmatch.config.resolve; validation errors stop here)
-config.update(gm_config.resolve(config))
+# Every config file given (--configfile, or config/config.yaml) is read again by the package's
+# loader, which rejects a key or section given twice (Snakemake's keeps the last one). Then the
+# resolved config (every default filled in) replaces the overlay that was read, so that rules
+# and report captions see every key. Any bad key stops the run here, before a job starts, with
+# the one-line message of gradmatch.config (the same as `gradmatch check-config FILE`).
+try:
+    for configfile_path in workflow.configfiles:
+        gm_config.load_yaml(configfile_path)
+    config.update(gm_config.resolve(config))
+except gm_config.ConfigError as error:
+    sys.exit(f"error: {error}")
 
 GENERATED = "data/generated"
 LOGS = "data/logs"

@@ -43,6 +43,7 @@ from gradmatch.config import settings_record
 from gradmatch.core.estimators import match_gradients
 from gradmatch.core.regularizers import Ridge
 from gradmatch.core.stats import spearman
+from gradmatch.progress import progress_bar
 from gradmatch.tables import Table, columns
 from gradmatch.tracking import Tracker
 
@@ -190,9 +191,36 @@ class Settings(base.Settings):
     wandb: base.Wandb = base.Wandb()
 
     @model_validator(mode="after")
-    def _distinct_seeds(self):
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds {list(self.seeds)} repeat a value; give distinct seeds")
+    def _checks(self):
+        for key in ("depths", "widths", "rates", "seeds"):
+            base.distinct(key, getattr(self, key))
+        rows = base.DATASET_ROWS[self.dataset]["train"]
+        n_val = int(round(self.val_fraction * rows))  # as gradmatch.data.images.train_val_indices
+        if not 1 <= n_val < rows:
+            raise base.FieldError(
+                "val_fraction",
+                self.val_fraction,
+                f"leaves an empty split of the {rows} {self.dataset} training images "
+                f"({n_val} for validation); allowed: 1 <= round(val_fraction · {rows}) < {rows}",
+            )
+        if self.batch_size > rows - n_val:
+            raise base.FieldError(
+                "batch_size",
+                self.batch_size,
+                f"exceeds the {rows - n_val} training images of {self.dataset} after the "
+                f"validation split; allowed: 1 .. {rows - n_val}",
+            )
+        members = len(self.rates) * len(self.seeds)
+        params = base.mlp_parameters(
+            base.DATASET_PIXELS[self.dataset], (max(self.widths),) * max(self.depths), 10
+        )
+        base.fits_in_memory(
+            "widths",
+            self.widths,
+            members * params * 12,
+            f"{members} networks (rates × seeds) × {params} parameters at the largest depth and "
+            "width × 12 bytes (float32 weights, gradients, momentum)",
+        )
         return self
 
 
@@ -279,7 +307,7 @@ def train_chunk(
         ),
         eval_data={"val": data["val"]},
         device=settings.device,
-        desc=f"dropout depth {depth} width {width}",
+        desc=f"dropout: train depth {depth} width {width}",
         on_epoch=on_epoch,
     )
 
@@ -354,11 +382,9 @@ def evaluate(model, X, y) -> tuple[float, float]:
 
 def member_rows(settings: Settings, result, data: dict, grid: pd.DataFrame) -> pd.DataFrame:
     """One row per member: training record, evaluation and the three fits."""
-    from tqdm.auto import tqdm
-
     X, y = data["train"]
     rows = []
-    for k in tqdm(range(len(grid)), desc="match ridge", leave=False):
+    for k in progress_bar(range(len(grid)), desc="dropout: match ridge", unit="members"):
         model = result.member(k, settings.match_weights)
         record = {
             "epochs_trained": int(result.epochs_trained[k]),

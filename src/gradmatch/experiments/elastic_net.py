@@ -37,12 +37,12 @@ from typing import Annotated, Literal
 
 import pandas as pd
 from pydantic import Field, model_validator
-from tqdm.auto import tqdm
 
 from gradmatch import settings as base
 from gradmatch._lazy import lazy_import
 from gradmatch.core.estimators import match_gradients
 from gradmatch.core.regularizers import ElasticNet
+from gradmatch.progress import progress_bar
 from gradmatch.tables import Table, columns
 from gradmatch.tracking import Tracker
 
@@ -163,11 +163,32 @@ class Settings(base.Settings):
 
     @model_validator(mode="after")
     def _sizes(self):
-        if self.batch_size > self.n_train:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) exceeds the {self.n_train} training rows "
-                "(n_samples · train_fraction); lower batch_size or raise n_samples"
+        for key in ("lambda1_values", "lambda2_values", "seeds", "fit_methods"):
+            base.distinct(key, getattr(self, key))
+        if not 1 <= self.n_train < self.n_samples:
+            raise base.FieldError(
+                "train_fraction",
+                self.train_fraction,
+                f"leaves an empty split of n_samples {self.n_samples} ({self.n_train} for "
+                f"training); allowed: 1 <= round(train_fraction · n_samples) < {self.n_samples}",
             )
+        if self.batch_size > self.n_train:
+            raise base.FieldError(
+                "batch_size",
+                self.batch_size,
+                f"exceeds the {self.n_train} training rows (n_samples · train_fraction; "
+                f"minibatches drop the last partial one); allowed: 1 .. {self.n_train}",
+            )
+        members = min(
+            self.chunk_size, len(self.lambda1_values) * len(self.lambda2_values) * len(self.seeds)
+        )
+        base.fits_in_memory(
+            "n_samples",
+            self.n_samples,
+            members * self.n_samples * (self.n_features + 1) * 8,
+            f"one data set per trained member: {members} members per chunk × n_samples "
+            f"{self.n_samples} × (n_features {self.n_features} + 1) × 8 bytes",
+        )
         return self
 
     @property
@@ -310,12 +331,12 @@ def run(settings: Settings, chunk: int = 0) -> pd.DataFrame:
 def _match_members(settings: Settings, cells, data, result, chunk: int) -> pd.DataFrame:
     """Step 3 for every member of a trained chunk: one row per cell."""
     rows = []
-    members = tqdm(
+    members = progress_bar(
         enumerate(cells),
         total=len(cells),
         desc="elastic_net: match",
-        disable=not settings.progress,
-        leave=False,
+        unit="members",
+        enabled=settings.progress,
     )
     for k, (lambda1, lambda2, seed) in members:
         model = result.member(k, settings.match_weights)

@@ -47,7 +47,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gradmatch import settings as base
 from gradmatch._lazy import lazy_import
@@ -176,6 +176,44 @@ class Settings(base.Settings):
     preset: base.Preset
     wandb: base.Wandb = base.Wandb()
 
+    @model_validator(mode="after")
+    def _checks(self):
+        base.distinct("widths", self.widths)
+        base.distinct("learning_rates", self.learning_rates)
+        rows = base.DATASET_ROWS[self.dataset]
+        if self.n_train + self.n_val > rows["train"]:
+            raise base.FieldError(
+                "n_train",
+                self.n_train,
+                f"n_train + n_val = {self.n_train + self.n_val} exceeds the {rows['train']} "
+                f"training images of {self.dataset}; allowed: n_train + n_val <= {rows['train']}",
+            )
+        if self.n_test > rows["test"]:
+            raise base.FieldError(
+                "n_test",
+                self.n_test,
+                f"exceeds the {rows['test']} test images of {self.dataset}; allowed: 1 .. "
+                f"{rows['test']}",
+            )
+        if self.batch_size > self.n_train:
+            raise base.FieldError(
+                "batch_size",
+                self.batch_size,
+                f"exceeds n_train = {self.n_train}; allowed: 1 .. n_train",
+            )
+        params = base.mlp_parameters(
+            base.DATASET_PIXELS[self.dataset], (max(self.widths),) * self.depth, 10
+        )
+        members = len(self.learning_rates)
+        base.fits_in_memory(
+            "widths",
+            self.widths,
+            members * params * 8,
+            f"{members} networks (learning_rates) × {params} parameters at the largest width × "
+            "8 bytes (float32 weights and gradients)",
+        )
+        return self
+
 
 def _dtype(name: str):
     return {"float32": torch.float32, "float64": torch.float64}[name]
@@ -272,7 +310,7 @@ def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> tr
         data_seeds=[settings.seed + settings.loader_seed_offset] * k,
         device=settings.device,
         dtype="float32",
-        desc=f"igr width {width}",
+        desc=f"igr: train width {width}",
         on_epoch=on_epoch,
     )
 

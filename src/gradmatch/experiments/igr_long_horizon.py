@@ -33,11 +33,11 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-from tqdm.auto import tqdm
+from pydantic import Field, model_validator
 
 from gradmatch import settings as base
 from gradmatch._lazy import lazy_import
+from gradmatch.progress import progress_bar
 from gradmatch.tables import Table, columns
 
 torch = lazy_import("torch")
@@ -110,6 +110,27 @@ class Settings(base.Settings):
     device: base.Device
     preset: base.Preset
 
+    @model_validator(mode="after")
+    def _checks(self):
+        base.distinct("synthetic_lrs", self.synthetic_lrs)
+        base.distinct("mlp_activations", self.mlp_activations)
+        rows = base.DATASET_ROWS[self.dataset]["train"]
+        if self.mlp_samples > rows:
+            raise base.FieldError(
+                "mlp_samples",
+                self.mlp_samples,
+                f"exceeds the {rows} training images of {self.dataset}; allowed: 1 .. {rows}",
+            )
+        n, p = self.synthetic_samples, self.synthetic_features
+        base.fits_in_memory(
+            "synthetic_samples",
+            n,
+            (n * (p + 1) + p * p) * 8,
+            f"X, y and the p × p Hessian in float64: (synthetic_samples {n} × "
+            f"(synthetic_features {p} + 1) + {p}²) × 8 bytes",
+        )
+        return self
+
 
 def drift_trace(problem: Problem, lr: float, steps: int, substeps: int) -> dict[str, np.ndarray]:
     """GD and RK4 of the original and modified flows from θ0; drifts at t = kη, k = 0..steps.
@@ -121,16 +142,19 @@ def drift_trace(problem: Problem, lr: float, steps: int, substeps: int) -> dict[
     model, loss, x, y = problem.model, problem.loss, problem.x, problem.y
     gd = original = modified = problem.theta0.double()
     rows: dict[str, list] = {"step": [], "drift_original": [], "drift_modified": [], "loss_gd": []}
-    for step in tqdm(range(steps + 1), desc=f"long horizon η={lr:g}", leave=False):
+    steps_bar = progress_bar(desc=f"igr_long_horizon: η={lr:g}", total=steps + 1, unit="steps")
+    for step in range(steps + 1):
         rows["step"].append(step)
         rows["drift_original"].append(float(torch.linalg.vector_norm(gd - original)))
         rows["drift_modified"].append(float(torch.linalg.vector_norm(gd - modified)))
         rows["loss_gd"].append(problem.value(gd))
+        steps_bar.update()
         if step == steps:
             break
         gd = gd - lr * autodiff.gradient(model, loss, x, y, gd).double()
         original = flows.gradient_flow(model, loss, x, y, lr, theta=original, substeps=substeps)
         modified = flows.modified_flow(model, loss, x, y, lr, lr, theta=modified, substeps=substeps)
+    steps_bar.close()
     out = {key: np.asarray(value) for key, value in rows.items()}
     out["time"] = out["step"] * lr
     return out

@@ -97,11 +97,14 @@ class Settings(base.Settings):
 
     @model_validator(mode="after")
     def _heatmap_within_stack(self):
+        base.distinct("heatmap_m", self.heatmap_m)
         bad = [m for m in self.heatmap_m if m > self.n_endpoints]
         if bad:
-            raise ValueError(
-                f"heatmap_m must list m in [1, n_endpoints={self.n_endpoints}], got "
-                f"{list(self.heatmap_m)}; lower heatmap_m or raise n_endpoints"
+            raise base.FieldError(
+                "heatmap_m",
+                self.heatmap_m,
+                f"lists {bad} above n_endpoints = {self.n_endpoints}; allowed: m in 1 .. "
+                "n_endpoints (lower heatmap_m or raise n_endpoints)",
             )
         return self
 

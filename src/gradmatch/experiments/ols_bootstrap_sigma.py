@@ -19,13 +19,13 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-from tqdm.auto import tqdm
+from pydantic import Field, model_validator
 
 from gradmatch import settings as base
 from gradmatch.core import theory
 from gradmatch.data import synthetic
 from gradmatch.experiments import _ols
+from gradmatch.progress import progress_bar
 from gradmatch.tables import Table, columns
 
 PAPER_SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 14.0, 20.0)
@@ -74,6 +74,11 @@ class Settings(base.Settings):
     )
     preset: base.Preset
 
+    @model_validator(mode="after")
+    def _distinct(self):
+        base.distinct("noise_stds", self.noise_stds)
+        return self
+
 
 def pool_distances(settings: Settings, X, signal, noise, lam, pool: int) -> list[dict]:
     """One row per σ for one pool; the resamples are shared across σ, as in the authors' code.
@@ -115,7 +120,9 @@ def run(settings: Settings) -> pd.DataFrame:
     signal = data.X @ data.beta
     rows = [
         row
-        for pool in tqdm(range(settings.n_pools), desc="pools")
+        for pool in progress_bar(
+            range(settings.n_pools), desc="ols_bootstrap_sigma: pools", unit="pools", leave=True
+        )
         for row in pool_distances(settings, data.X, signal, noise, lam, pool)
     ]
     frame = pd.DataFrame(rows)

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gradmatch import settings as base
 from gradmatch.core import theory
@@ -87,6 +87,11 @@ class Settings(base.Settings):
         "5000, patience 150)",
     )
     preset: base.Preset
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        base.distinct("noise_stds", self.noise_stds)
+        return self
 
 
 def diagonal_fits(endpoint: _ols.Endpoint, settings: Settings) -> dict[str, np.ndarray]:

@@ -79,9 +79,11 @@ class Settings(base.Settings):
     @model_validator(mode="after")
     def _heatmap_within_pool(self):
         if self.heatmap_endpoints > self.n_endpoints:
-            raise ValueError(
-                f"heatmap_endpoints ({self.heatmap_endpoints}) exceeds n_endpoints "
-                f"({self.n_endpoints}); lower it or raise n_endpoints"
+            raise base.FieldError(
+                "heatmap_endpoints",
+                self.heatmap_endpoints,
+                f"exceeds n_endpoints = {self.n_endpoints}; allowed: 1 .. n_endpoints (lower it "
+                "or raise n_endpoints)",
             )
         return self
 

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gradmatch import settings as base
 from gradmatch.core import theory
@@ -74,6 +74,11 @@ class Settings(base.Settings):
         "max_epochs 30000, patience 2000, min_delta 0, init 1)",
     )
     preset: base.Preset
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        base.distinct("checkpoints", self.checkpoints)
+        return self
 
 
 def closed_form(theta: np.ndarray, gradient: np.ndarray) -> float:

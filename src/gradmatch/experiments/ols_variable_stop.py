@@ -18,11 +18,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from gradmatch import settings as base
 from gradmatch.core import theory
 from gradmatch.experiments import _ols
+from gradmatch.progress import progress_bar
 from gradmatch.tables import Table, columns
 
 KEYS = columns(
@@ -119,7 +119,10 @@ def one_pool(settings: Settings, pool: int) -> tuple[pd.DataFrame, pd.DataFrame]
 @_ols.single_threaded_blas
 def run(settings: Settings) -> dict[str, pd.DataFrame]:
     """Tables ``endpoints`` (pool, endpoint, stop step) and ``distance`` (pool, m, ‖Q̂_m − Λ̄‖_F)."""
-    parts = [one_pool(settings, pool) for pool in tqdm(range(settings.n_pools), desc="pools")]
+    pools = progress_bar(
+        range(settings.n_pools), desc="ols_variable_stop: pools", unit="pools", leave=True
+    )
+    parts = [one_pool(settings, pool) for pool in pools]
     return {
         name: TABLES[name].frame(pd.concat([part[index] for part in parts], ignore_index=True))
         for index, name in enumerate(("endpoints", "distance"))

@@ -79,7 +79,18 @@ class Settings(base.Settings):
     @model_validator(mode="after")
     def _grid(self):
         if not self.theta_min < self.theta_max:
-            raise ValueError(f"theta_min ({self.theta_min}) must be < theta_max ({self.theta_max})")
+            raise base.FieldError(
+                "theta_max",
+                self.theta_max,
+                f"must exceed theta_min = {self.theta_min}; allowed: theta_max > theta_min",
+            )
+        base.fits_in_memory(
+            "grid_points",
+            self.grid_points,
+            (self.grid_points * self.n_samples + self.grid_points * 4) * 8,
+            f"the θ grid against the data: grid_points {self.grid_points} × (n_samples "
+            f"{self.n_samples} + 4 curves) × 8 bytes",
+        )
         return self
 
 

@@ -130,11 +130,21 @@ class Settings(base.Settings):
     @model_validator(mode="after")
     def _ranges(self):
         if not self.x_min < self.x_max:
-            raise ValueError(f"x_min ({self.x_min}) must be < x_max ({self.x_max})")
-        if self.batch_size > self.n_points:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be <= n_points ({self.n_points})"
+            raise base.FieldError(
+                "x_max", self.x_max, f"must exceed x_min = {self.x_min}; allowed: x_max > x_min"
             )
+        if self.batch_size > self.n_points:
+            raise base.FieldError(
+                "batch_size",
+                self.batch_size,
+                f"exceeds n_points = {self.n_points}; allowed: 1 .. n_points",
+            )
+        base.fits_in_memory(
+            "grid_points",
+            self.grid_points,
+            self.grid_points**2 * 8,
+            f"the loss surface: grid_points² = {self.grid_points}² × 8 bytes",
+        )
         return self
 
 
