@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import shutil
 import signal
@@ -178,3 +180,61 @@ def test_a_killed_gradmatch_leaves_no_finished_looking_output(tmp_path):
     leftovers = [path.name for path in out.parent.iterdir()]
     assert len(leftovers) == 1 and leftovers[0].startswith(".summary.parquet.")
     assert leftovers[0].endswith(".tmp"), leftovers
+
+
+def _analysis_args(**values) -> argparse.Namespace:
+    defaults = {"configfile": None, "settings": None, "globals": None}
+    return argparse.Namespace(**{**defaults, **values})
+
+
+def test_wandb_comes_from_gradmatch_wandb_unless_given_explicitly(tmp_path, monkeypatch):
+    """The workflow exports the wandb block in $GRADMATCH_WANDB (not in the rule's params)."""
+    monkeypatch.delenv("GRADMATCH_WANDB", raising=False)
+    assert cli._settings_from_args("igr", _analysis_args()).wandb.mode == "disabled"
+    monkeypatch.setenv("GRADMATCH_WANDB", '{"mode": "offline", "project": "p", "entity": null}')
+    settings = cli._settings_from_args("igr", _analysis_args(settings='{"epochs": 2}'))
+    assert (settings.wandb.mode, settings.wandb.project, settings.epochs) == ("offline", "p", 2)
+    assert "wandb" not in settings.record()  # tracking never reaches a table
+    explicit = _analysis_args(globals='{"wandb": {"mode": "disabled"}}')
+    assert cli._settings_from_args("igr", explicit).wandb.mode == "disabled"
+    preset = tmp_path / "tracked.yaml"
+    preset.write_text("wandb: {mode: online}\n")
+    from_file = cli._settings_from_args("igr", _analysis_args(configfile=str(preset)))
+    assert from_file.wandb.mode == "online"
+    # an analysis without W&B tracking takes no wandb field at all
+    assert not hasattr(cli._settings_from_args("ridge_stationarity", _analysis_args()), "wandb")
+
+
+def test_a_bad_gradmatch_wandb_stops_the_job_naming_the_variable(tmp_path):
+    env = {**os.environ, "GRADMATCH_WANDB": '{"mode": "cloud"}'}
+    script = shutil.which("gradmatch", path=str(Path(sys.executable).parent))
+    out = tmp_path / "runs.parquet"
+    result = subprocess.run(
+        [script, "igr", "--settings", "{}", "--chunk", "0", "--out", f"runs={out}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("gradmatch igr: error: $GRADMATCH_WANDB: key 'mode':")
+    assert "(got 'cloud')" in result.stderr and not out.exists()
+
+
+def test_download_mnist_rejects_a_mirror_that_is_not_a_url(tmp_path):
+    settings = '{"mirrors": ["file:///srv/mnist/", "ftp://example.org/mnist/"]}'
+    result = gradmatch("download-mnist", "--settings", settings, "--dest", str(tmp_path / "raw"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("gradmatch download-mnist: error: config key 'mnist.mirrors.1'")
+    assert "'ftp://example.org/mnist/'" in result.stderr and not (tmp_path / "raw").exists()
+
+
+def test_download_mnist_reports_each_failing_mirror_then_lists_them(tmp_path):
+    missing = (tmp_path / "nowhere").as_uri()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    settings = json.dumps({"mirrors": [missing, empty.as_uri()]})
+    result = gradmatch("download-mnist", "--settings", settings, "--dest", str(tmp_path / "raw"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "mirror 1/2 failed" in lines[0] and lines[0].endswith("trying the next mirror")
+    assert "mirror 2/2 failed" in lines[1] and lines[1].endswith("no mirror left")
+    assert lines[-1].startswith("gradmatch download-mnist: error: ")
+    assert "no mirror served" in lines[-1] and "nowhere" in lines[-1] and "empty" in lines[-1]

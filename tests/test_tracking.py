@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -282,3 +283,25 @@ def test_igr_chunk_logs_offline_and_keeps_parquet_byte_identical(wandb_env):
     runs = pd.read_parquet(io.BytesIO(tables["runs"])).set_index("lr")
     assert run["summary"][f"{label}/lambda_hat"] == pytest.approx(runs.loc[0.5, "lambda_hat"])
     assert run["summary"][f"{label}/lambda_theory"] == pytest.approx(runs.loc[0.5, "lambda_theory"])
+
+
+def test_the_workflow_channel_gradmatch_wandb_is_read_and_checked():
+    from gradmatch.tracking import ENV_VAR, from_environment
+
+    assert ENV_VAR == "GRADMATCH_WANDB"
+    assert from_environment({}) is None and from_environment({ENV_VAR: " "}) is None
+    assert from_environment({ENV_VAR: '{"mode": "offline"}'}) == {
+        "mode": "offline",
+        "project": None,
+        "entity": None,
+    }
+    exported = {"mode": "online", "project": "p", "entity": "e"}
+    assert from_environment({ENV_VAR: json.dumps(exported)}) == exported
+    with pytest.raises(ValueError, match=r"^\$GRADMATCH_WANDB is not valid JSON .*'\{mode'"):
+        from_environment({ENV_VAR: "{mode"})
+    with pytest.raises(ValueError, match=r"^\$GRADMATCH_WANDB must be a JSON object, got '\[1\]'"):
+        from_environment({ENV_VAR: "[1]"})
+    with pytest.raises(ValueError, match=r"^\$GRADMATCH_WANDB: key 'mode': .*\(got 'cloud'\)"):
+        from_environment({ENV_VAR: '{"mode": "cloud"}'})
+    with pytest.raises(ValueError, match=r"^\$GRADMATCH_WANDB: key 'api_key': Extra inputs"):
+        from_environment({ENV_VAR: '{"mode": "offline", "api_key": "x"}'})

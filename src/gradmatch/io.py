@@ -55,7 +55,13 @@ def read_parquet(path: str | os.PathLike, *, columns: list[str] | None = None) -
         raise FileNotFoundError(
             f"{source}: no such parquet file; build it first (snakemake --cores 2 {source})"
         )
-    frame = pd.read_parquet(source, engine="pyarrow")
+    try:
+        frame = pd.read_parquet(source, engine="pyarrow")
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(
+            f"{source}: not a readable parquet table ({error}); delete it and rebuild it "
+            f"(snakemake --cores 2 --forcerun {source})"
+        ) from None
     if frame.empty:
         raise ValueError(f"{source}: the table is empty, so nothing can be drawn or summarised")
     missing = [name for name in columns or [] if name not in frame.columns]

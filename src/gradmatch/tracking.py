@@ -22,10 +22,20 @@ argument); ``wandb sync`` uploads it later. ``online`` needs a login (``wandb lo
 ``$WANDB_API_KEY``); the key is never passed through, logged or stored by gradmatch, and config
 values whose name looks like a credential (key, token, secret, password) are replaced by
 ``"<redacted>"`` before W&B sees them.
+
+**How the workflow passes the settings.** Tracking never changes a table, so the ``wandb`` block
+is not part of any rule's params (a change there would rerun every training job). The workflow
+exports the resolved block to its jobs as JSON in the environment variable ``GRADMATCH_WANDB``
+(:data:`ENV_VAR`, e.g. ``{"mode": "offline", "project": null, "entity": null}``); the shell
+command of each rule stays the same, so neither Snakemake's params nor its code trigger fires.
+The CLI reads it with :func:`from_environment`: a ``wandb`` key given explicitly (``--configfile``
+or ``--globals``) wins, then ``$GRADMATCH_WANDB``, then the default (disabled). A value that is
+not a JSON object of ``mode``/``project``/``entity`` is an error naming the variable.
 """
 
 from __future__ import annotations
 
+import json
 import numbers
 import os
 import re
@@ -35,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 MODES = ("disabled", "offline", "online")
+ENV_VAR = "GRADMATCH_WANDB"  # the workflow's channel for the wandb block (see the module doc)
 DEFAULT_PROJECT = "gradmatch"
 DEFAULT_DIR = Path("data") / "generated" / "wandb"
 REDACTED = "<redacted>"
@@ -103,6 +114,36 @@ def resolve(wandb_settings: Mapping[str, Any] | None) -> dict[str, Any]:
     project = settings.get("project") or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
     entity = settings.get("entity") or os.environ.get("WANDB_ENTITY") or None
     return {"mode": mode, "project": project, "entity": entity}
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """The ``wandb`` block exported by the workflow in ``$GRADMATCH_WANDB``, or None if unset.
+
+    The value must be a JSON object with the keys of :class:`gradmatch.settings.Wandb`; anything
+    else raises one ValueError naming the variable, the value and what is allowed.
+    """
+    from pydantic import ValidationError
+
+    from gradmatch.settings import Wandb
+
+    text = (os.environ if environ is None else environ).get(ENV_VAR)
+    if text is None or not text.strip():
+        return None
+    fix = 'expected a JSON object such as {"mode": "offline"} with keys mode, project, entity'
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"${ENV_VAR} is not valid JSON ({error}): {text!r}; {fix}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"${ENV_VAR} must be a JSON object, got {text!r}; {fix}")
+    try:
+        return Wandb.model_validate(value).model_dump(mode="json")
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        key = ".".join(map(str, first["loc"]))
+        raise ValueError(
+            f"${ENV_VAR}: key {key!r}: {first['msg']} (got {first.get('input')!r}); {fix}"
+        ) from None
 
 
 class Tracker:
@@ -289,8 +330,6 @@ def read_offline_run(run_dir: str | os.PathLike) -> dict[str, Any]:
 
     Reads the run's ``run-<id>.wandb`` transaction log with W&B's own protobuf messages.
     """
-    import json
-
     from wandb.proto import wandb_internal_pb2 as pb
 
     folder = Path(run_dir)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
+import socket
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gradmatch import config as config_lib
 from gradmatch.data import images, mnist
 
 
@@ -117,11 +121,12 @@ def test_checksum_failure_names_file_sums_and_fix_and_writes_nothing(tmp_path):
     bad.write_bytes(bad.read_bytes()[:-3])  # truncated on the mirror
     actual = mnist.sha256_of(bad)
     dest = tmp_path / "raw"
-    with pytest.raises(mnist.ChecksumError) as caught:
-        mnist.download_mnist(dest, [(tmp_path / "mirror").as_uri()], sums)
+    with pytest.raises(mnist.DownloadError) as caught:
+        mnist.download_mnist(dest, [(tmp_path / "mirror").as_uri()], sums, report=print)
     message = str(caught.value)
     assert "t10k-labels-idx1-ubyte.gz" in message
     assert sums["t10k-labels-idx1-ubyte.gz"] in message and actual in message
+    assert "checksum mismatch" in message
     assert "mnist.mirrors" in message
     assert not (dest / "t10k-labels-idx1-ubyte.gz").exists()
     assert not [path for path in dest.iterdir() if path.name.startswith(".")]  # no temp left
@@ -138,7 +143,9 @@ def test_second_mirror_used_when_first_fails(tmp_path):
         mnist.fetch_url(url, target, timeout)
 
     mirrors = ["https://broken.example/mnist/", (tmp_path / "good").as_uri()]
-    mnist.download_mnist(tmp_path / "raw", mirrors, sums, fetch=fetch)
+    reports = []
+    mnist.download_mnist(tmp_path / "raw", mirrors, sums, fetch=fetch, report=reports.append)
+    assert len(reports) == 4 and all("connection refused" in line for line in reports)
     assert len(calls) == 8 and sum(url.startswith("https://broken") for url in calls) == 4
     assert len(list((tmp_path / "raw").iterdir())) == 4
 
@@ -159,3 +166,103 @@ def test_published_checksums_are_sha256_hex():
         f"{stem}.gz" for pair in mnist.FILES.values() for stem in pair
     )
     assert all(len(value) == 64 and int(value, 16) >= 0 for value in mnist.SHA256.values())
+
+
+@pytest.fixture
+def http_404():
+    """An http:// mirror on localhost that answers every request with 404 Not Found."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404, "Not Found")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/mnist/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def http_silent():
+    """An http:// mirror on localhost that accepts the connection and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/mnist/"
+    listener.close()
+
+
+def test_each_failing_mirror_is_reported_and_the_next_tried(tmp_path, http_404, http_silent):
+    """Malformed URL, HTTP error, timeout and checksum mismatch: reported, then the next mirror."""
+    sums = make_mirror(tmp_path / "good")
+    make_mirror(tmp_path / "wrong")  # the same files, but one with other bytes: a mismatch
+    (tmp_path / "wrong" / "t10k-images-idx3-ubyte.gz").write_bytes(b"other bytes")
+    mirrors = [
+        "not a url/",
+        http_404,
+        http_silent,
+        (tmp_path / "wrong").as_uri(),
+        (tmp_path / "good").as_uri(),
+    ]
+    reports = []
+    written = mnist.download_mnist(
+        tmp_path / "raw", mirrors, sums, timeout=0.2, report=reports.append
+    )
+    assert sorted(path.name for path in written) == sorted(mnist.SHA256)
+    assert all(mnist.sha256_of(path) == sums[path.name] for path in written)
+    images_file = [line for line in reports if "t10k-images-idx3-ubyte.gz" in line]
+    assert len(images_file) == 4, images_file
+    assert "mirror 1/5 failed: not a url/t10k-images-idx3-ubyte.gz: malformed URL" in images_file[0]
+    assert "mirror 2/5 failed" in images_file[1] and "HTTP error 404" in images_file[1]
+    assert "mirror 3/5 failed" in images_file[2] and "timed out after 0.2 s" in images_file[2]
+    assert "mirror 4/5 failed" in images_file[3] and "checksum mismatch" in images_file[3]
+    assert all(line.endswith("trying the next mirror") for line in reports)
+    # the other three files match on the 'wrong' mirror (same bytes there): 3 failures each
+    assert len(reports) == 4 + 3 * 3
+
+
+def test_when_every_mirror_fails_one_error_lists_each_failure(tmp_path, http_404, capsys):
+    mirrors = ["ftp//nowhere/", http_404, (tmp_path / "absent").as_uri()]
+    with pytest.raises(mnist.DownloadError) as caught:
+        mnist.download_mnist(tmp_path / "raw", mirrors, dict(mnist.SHA256))
+    message = str(caught.value)
+    first = sorted(mnist.SHA256)[0]
+    assert message.startswith(f"{tmp_path / 'raw' / first}: no mirror served")
+    assert "ftp//nowhere/" in message and "malformed URL" in message
+    assert f"{http_404}{first}: HTTP error 404" in message
+    assert "absent" in message and "unreachable" in message
+    assert "mnist.mirrors" in message
+    lines = capsys.readouterr().err.strip().splitlines()  # the default report: stderr
+    assert len(lines) == 3 and lines[-1].endswith("no mirror left")
+    assert list((tmp_path / "raw").iterdir()) == []  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("index", "mirror", "fragment"),
+    [
+        (1, "ftp://example.org/mnist/", "has scheme 'ftp'"),
+        (0, "example.org/mnist/", "has no scheme"),
+        (1, "https:///mnist/", "names no host"),
+        (1, "file:", "names no folder"),
+    ],
+)
+def test_download_settings_reject_a_mirror_that_is_not_a_url(index, mirror, fragment):
+    mirrors = [mirror, "https://example.org/"] if index == 0 else ["file:///data/", mirror]
+    with pytest.raises(config_lib.ConfigError) as caught:
+        config_lib.section_settings({"mnist": {"mirrors": mirrors}}, "mnist")
+    message = str(caught.value)
+    assert message.startswith(f"config key 'mnist.mirrors.{index}':"), message
+    assert fragment in message and repr(mirror) in message
+
+
+def test_download_settings_accept_http_https_and_file_mirrors():
+    mirrors = ["http://example.org/a/", "https://example.org/b", "file:///srv/mnist/"]
+    settings = config_lib.section_settings({"mnist": {"mirrors": mirrors}}, "mnist")
+    assert settings.mirrors == tuple(mirrors)
+    assert config_lib.section_settings({}, "mnist").mirrors == mnist.DEFAULT_MIRRORS

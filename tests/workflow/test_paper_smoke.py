@@ -104,3 +104,15 @@ def test_smoke_paper_builds_pdf_with_every_figure_and_the_claims_table(tmp_path)
 
     lead = _normalise("the ratio of the distance between gradient descent and the modified flow")
     assert lead in text, "the long-horizon section does not state what it measured"
+
+    # W&B tracking changes no table and no report page: switching it plans no job at all
+    tracked = tmp_path / "config" / "smoke_tracked.yaml"
+    tracked.write_text(
+        (tmp_path / "config" / "smoke.yaml").read_text() + "\nwandb: {mode: offline}\n"
+    )
+    dry = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "paper", "--configfile", str(tracked)],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]

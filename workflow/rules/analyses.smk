@@ -1,11 +1,29 @@
 # One rule per analysis of gradmatch.experiments, generated from the package: its tables
 # (TABLES), its resources (RESOURCES) and, for a chunked analysis (one that defines n_chunks),
 # one job per chunk plus a local aggregate rule. Adding an analysis module adds its rules.
+#
+# A rule's params hold only what changes its tables: the resolved section and the global keys
+# its Settings declares. W&B tracking (the global `wandb`) changes no table, so it is left out
+# of the params and exported to every job as JSON in $GRADMATCH_WANDB instead (read by the CLI,
+# see gradmatch.tracking); the shell command stays the same, so switching wandb.mode reruns
+# nothing. The Snakefile is parsed again inside every cluster job, which sets it there too.
+import os
+
+from gradmatch import tracking
+
+os.environ[tracking.ENV_VAR] = json.dumps(config["wandb"], sort_keys=True)
+
 for analysis in ANALYSES:
     experiment = experiments.module(analysis)
     command = analysis.replace("_", "-")
     resources_ = experiment.RESOURCES
     tables = analysis_tables(analysis)
+    # the --globals of its jobs: the global keys its Settings declares, without `wandb`
+    globals_ = {
+        key: value
+        for key, value in json.loads(globals_json(analysis)).items()
+        if key != "wandb"
+    }
     if experiments.is_chunked(analysis):
         chunk_outputs = {table: chunk_table_path(analysis, table) for table in tables}
         n_chunks = experiments.chunk_count(analysis, analysis_settings(analysis))
@@ -28,7 +46,7 @@ for analysis in ANALYSES:
                 mem_mb=resources_.mem_mb,
             params:
                 settings=settings_json(analysis),
-                globals=globals_json(analysis),
+                globals=json.dumps(globals_, sort_keys=True),
                 outs=out_flags(chunk_outputs),
                 command=command,
             shell:
@@ -80,7 +98,7 @@ for analysis in ANALYSES:
                 mem_mb=resources_.mem_mb,
             params:
                 settings=settings_json(analysis),
-                globals=globals_json(analysis),
+                globals=json.dumps(globals_, sort_keys=True),
                 outs=out_flags(outputs),
                 command=command,
             shell:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import importlib
 import inspect
 import json
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gradmatch import config as config_lib
-from gradmatch import experiments, io
+from gradmatch import experiments, io, tracking
 from gradmatch.settings import WORKFLOW_KEYS
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -117,7 +118,11 @@ def _add_figure_parser(sub, name: str, summary: str) -> None:
 
 def _settings_from_args(section: str, args) -> object:
     """The section's Settings by the one config rule (``gradmatch.config``): the file or the
-    ``--settings`` JSON overlays the Settings defaults; ``--globals`` sets top-level keys."""
+    ``--settings`` JSON overlays the Settings defaults; ``--globals`` sets top-level keys.
+
+    W&B tracking (the global ``wandb``) comes from the file or ``--globals`` when given there,
+    else from ``$GRADMATCH_WANDB``, which the workflow exports so that tracking stays out of the
+    rules' params (:mod:`gradmatch.tracking`)."""
     if args.configfile:
         config = config_lib.load_yaml(args.configfile)
     else:
@@ -125,6 +130,10 @@ def _settings_from_args(section: str, args) -> object:
     globals_ = _json_arg(args.globals, "--globals")
     workflow_values = {key: globals_.pop(key) for key in WORKFLOW_KEYS if key in globals_}
     config.update(globals_)
+    if "wandb" not in config:
+        exported = tracking.from_environment()
+        if exported is not None:
+            config["wandb"] = exported
     return config_lib.section_settings(config, section, **workflow_values)
 
 
@@ -227,6 +236,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except (config_lib.ConfigError, FileNotFoundError, ValueError) as error:
         print(f"gradmatch {args.target}: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(
+            f"gradmatch {args.target}: error: the disk is full ({error}); free space on the "
+            "disk that holds the outputs, then rerun",
+            file=sys.stderr,
+        )
         return 1
 
 

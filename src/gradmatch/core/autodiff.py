@@ -14,6 +14,12 @@ are never changed. Losses: ``"mse"`` = mean squared error over all outputs witho
   (∇L, H∇L) by double backpropagation, in the model's dtype.
 
 Precision follows the model: call ``model.double()`` and pass float64 data for float64 results.
+
+Inputs are checked before any computation, each error naming the shapes or dtypes given and the
+ones expected: X and y must have the same number of rows; for ``"cross_entropy"`` y holds integer
+class indices of shape (n,) in 0..k−1 for k model outputs (float labels, which would be truncated,
+labels of shape (n, 1) and soft labels of shape (n, k) are rejected); X must be floating point
+with the width of the model's first linear layer.
 """
 
 from __future__ import annotations
@@ -83,16 +89,105 @@ def _split(model: torch.nn.Module, theta: torch.Tensor) -> dict[str, torch.Tenso
     return views
 
 
-def _batches(X: Any, y: Any, batch_size: int | None, device: torch.device, dtype=None):
+def _shape(tensor: torch.Tensor) -> tuple[int, ...]:
+    return tuple(tensor.shape)
+
+
+def _first_layer(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The first module that holds parameters of its own (the layer that reads X)."""
+    for module in model.modules():
+        if any(True for _ in module.parameters(recurse=False)):
+            return module
+    return None
+
+
+def _check_inputs(model: torch.nn.Module, inputs: torch.Tensor) -> None:
+    """X must be floating point and as wide as the model's first linear layer expects."""
+    layer = _first_layer(model)
+    reads_values = isinstance(layer, (torch.nn.Linear, torch.nn.modules.conv._ConvNd))
+    if reads_values and not inputs.is_floating_point():
+        raise ValueError(
+            f"X has dtype {inputs.dtype} but the model's first layer {type(layer).__name__} "
+            f"computes in {layer.weight.dtype}; pass floating-point inputs (e.g. X.float() / 255)"
+        )
+    if isinstance(layer, torch.nn.Linear) and inputs.ndim == 2:
+        if inputs.shape[1] != layer.in_features:
+            raise ValueError(
+                f"X of shape {_shape(inputs)} does not fit the model: its first layer "
+                f"{layer} expects inputs of shape (n, {layer.in_features})"
+            )
+
+
+def _check_labels(labels: torch.Tensor, loss: str, inputs: torch.Tensor) -> None:
+    """Row count for every loss; integer class indices of shape (n,) for cross-entropy."""
+    n = inputs.shape[0]
+    if labels.ndim == 0:
+        raise ValueError(f"y is a scalar ({labels.dtype}); pass one target per row of X ({n})")
+    if labels.shape[0] != n:
+        raise ValueError(
+            f"X of shape {_shape(inputs)} has {n} rows but y of shape {_shape(labels)} has "
+            f"{labels.shape[0]}; they must match"
+        )
+    if loss != "cross_entropy":
+        return
+    expected = f"cross_entropy takes integer class indices of shape ({n},)"
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        raise ValueError(
+            f"y of shape {_shape(labels)} ({labels.dtype}): {expected}; pass y.reshape(-1)"
+        )
+    if labels.ndim == 2 and labels.is_floating_point():
+        raise ValueError(
+            f"y of shape {_shape(labels)} ({labels.dtype}) looks like soft labels (one "
+            f"probability per class), which loss 'cross_entropy' does not support: {expected}"
+        )
+    if labels.ndim != 1:
+        raise ValueError(f"y of shape {_shape(labels)} ({labels.dtype}): {expected}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(
+            f"y has dtype {labels.dtype}: {expected} (a torch integer dtype such as int64); "
+            "float labels would be truncated (0.9 to class 0). Convert whole-number labels "
+            "with y.long(), or use loss 'mse' for real-valued targets"
+        )
+
+
+def _check_classes(labels: torch.Tensor, output: torch.Tensor, loss: str) -> None:
+    """Cross-entropy labels must index the model's k outputs: 0 <= y < k."""
+    if loss != "cross_entropy" or labels.numel() == 0:
+        return
+    if output.ndim != 2:
+        raise ValueError(
+            f"loss 'cross_entropy' needs model outputs of shape (n, k); got {_shape(output)}"
+        )
+    classes = output.shape[1]
+    low, high = torch.stack(torch.aminmax(labels)).tolist()
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"y holds class label {low if low < 0 else high} but the model has {classes} outputs; "
+            f"cross_entropy class labels must lie in 0..{classes - 1}"
+        )
+
+
+def _batches(
+    X: Any,
+    y: Any,
+    batch_size: int | None,
+    device: torch.device,
+    dtype=None,
+    *,
+    model: torch.nn.Module,
+    loss: str,
+):
     inputs = torch.as_tensor(X)
     if dtype is not None and inputs.is_floating_point() and inputs.dtype != dtype:
         inputs = inputs.to(dtype)  # float data follow the model's precision
     labels = torch.as_tensor(y)
+    if inputs.ndim == 0:
+        raise ValueError(f"X is a scalar ({inputs.dtype}); pass a tensor of shape (n, ...)")
     n = inputs.shape[0]
-    if labels.shape[0] != n:
-        raise ValueError(f"X has {n} rows but y has {labels.shape[0]}; they must match")
+    _check_labels(labels, loss, inputs)
     if n == 0:
         raise ValueError("X is empty; pass at least one row")
+    _check_inputs(model, inputs)
     size = n if batch_size is None else int(batch_size)
     if size < 1:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
@@ -142,8 +237,9 @@ def loss_gradient(
     trainable = all(p.requires_grad for _, p in named)
     params = {name: p if trainable else p.detach().requires_grad_(True) for name, p in named}
     total = torch.zeros(sum(p.numel() for _, p in named), dtype=torch.float64, device=device)
-    for inputs, labels, n in _batches(X, y, batch_size, device, dtype):
+    for inputs, labels, n in _batches(X, y, batch_size, device, dtype, model=model, loss=loss):
         output = model(inputs) if trainable else functional_call(model, params, (inputs,))
+        _check_classes(labels, output, loss)
         weights = _output_gradient(output.detach(), labels, loss, n)
         grads = torch.autograd.grad(output, list(params.values()), grad_outputs=weights)
         total -= torch.cat([g.reshape(-1) for g in grads]).double()
@@ -151,13 +247,17 @@ def loss_gradient(
 
 
 def _loss_at(model, loss, theta, inputs, labels) -> torch.Tensor:
-    return _mean_loss(functional_call(model, _split(model, theta), (inputs,)), labels, loss)
+    output = functional_call(model, _split(model, theta), (inputs,))
+    _check_classes(labels, output, loss)
+    return _mean_loss(output, labels, loss)
 
 
 def _batch_losses(model, loss, point, X, y, batch_size):
     """Each batch's mean loss at θ = ``point``, weighted by its share of the rows, so that the
     weighted losses (and their derivatives) sum to the full-data mean: L = Σ_b (|b|/n) L_b."""
-    for inputs, labels, n in _batches(X, y, batch_size, point.device, point.dtype):
+    for inputs, labels, n in _batches(
+        X, y, batch_size, point.device, point.dtype, model=model, loss=loss
+    ):
         yield _loss_at(model, loss, point, inputs, labels) * (inputs.shape[0] / n)
 
 
@@ -234,7 +334,9 @@ def hessian_gradient(
         grad = gradient(model, loss, X, y, theta, batch_size=batch_size)
         return grad, hessian_vector_product(model, loss, X, y, grad, theta, batch_size=batch_size)
     point = _flat_tensor(model, theta).requires_grad_(True)
-    ((inputs, labels, _),) = list(_batches(X, y, None, point.device, point.dtype))
+    ((inputs, labels, _),) = list(
+        _batches(X, y, None, point.device, point.dtype, model=model, loss=loss)
+    )
     (grad,) = torch.autograd.grad(
         _loss_at(model, loss, point, inputs, labels), point, create_graph=True
     )

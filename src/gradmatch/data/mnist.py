@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
+import sys
+import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from gradmatch.io import atomic_path
 from gradmatch.settings import Settings
@@ -62,11 +66,29 @@ DEFAULT_MIRRORS: tuple[str, ...] = (
 )
 
 
+MIRROR_SCHEMES = ("http", "https", "file")
+
+
+def check_mirror(url: str) -> str:
+    """``url`` when it is an http(s) URL with a host or a file URL with a path; else ValueError."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in MIRROR_SCHEMES:
+        raise ValueError(
+            f"a mirror must be an http://, https:// or file:// URL folder; {url!r} has "
+            f"{'scheme ' + repr(parts.scheme) if parts.scheme else 'no scheme'}"
+        )
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise ValueError(f"the {parts.scheme} mirror {url!r} names no host")
+    if parts.scheme == "file" and not parts.path:
+        raise ValueError(f"the file mirror {url!r} names no folder (write file:///absolute/path)")
+    return url
+
+
 class DownloadSettings(Settings):
     """The config section ``mnist``: where ``gradmatch download-mnist`` fetches the four
     gzipped IDX files from, and the SHA-256 sums they must have (used with dataset: mnist)."""
 
-    mirrors: tuple[str, ...] = Field(
+    mirrors: tuple[Annotated[str, AfterValidator(check_mirror)], ...] = Field(
         DEFAULT_MIRRORS,
         min_length=1,
         description="URL folders tried in order, each holding the four .gz files "
@@ -98,6 +120,10 @@ class DataError(ValueError):
 
 class ChecksumError(DataError):
     """A file whose SHA-256 sum differs from the expected one."""
+
+
+class DownloadError(DataError):
+    """No mirror served a file: one message listing each mirror's failure."""
 
 
 # ------------------------------------------------------------------ reading
@@ -201,25 +227,59 @@ def fetch_url(url: str, target: Path, timeout: float) -> None:
         shutil.copyfileobj(response, out)
 
 
+def describe_failure(error: BaseException, timeout: float) -> str:
+    """One phrase for why one mirror failed: malformed URL, HTTP error, timeout, checksum, ..."""
+    reason = getattr(error, "reason", None)
+    if isinstance(error, ChecksumError):
+        return f"checksum mismatch ({error})"
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP error {error.code} {error.reason}"
+    if isinstance(error, TimeoutError) or isinstance(reason, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    if isinstance(error, urllib.error.URLError):
+        return f"unreachable ({reason})"
+    if isinstance(error, http.client.HTTPException):
+        return f"broken HTTP response ({type(error).__name__}: {error})"
+    if isinstance(error, ValueError):
+        return f"malformed URL ({error})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _print_failure(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def _fetch_verified(
-    name: str, dest: Path, mirrors: Iterable[str], expected: str, fetch: Callable, timeout: float
+    name: str,
+    dest: Path,
+    mirrors: Iterable[str],
+    expected: str,
+    fetch: Callable,
+    timeout: float,
+    report: Callable[[str], None],
 ) -> None:
-    """Fetch ``name`` from the first mirror that serves the expected bytes; raise one error else."""
+    """Fetch ``name`` from the first mirror that serves the expected bytes, reporting each
+    mirror that fails and trying the next; one DownloadError listing every failure else."""
+    mirrors = list(mirrors)
     failures = []
-    for mirror in mirrors:
+    for index, mirror in enumerate(mirrors):
         url = mirror.rstrip("/") + "/" + name
         try:
             with atomic_path(dest / name) as tmp:
                 fetch(url, tmp, timeout)
                 actual = sha256_of(tmp)
                 if actual != expected:
-                    raise ChecksumError(f"{url}: sha256 {actual}, expected {expected}")
+                    raise ChecksumError(f"sha256 {actual}, expected {expected}")
             return
-        except ChecksumError as error:
-            failures.append(str(error))
-        except OSError as error:  # URLError, HTTPError and timeouts are OSErrors
-            failures.append(f"{url}: {error}")
-    raise ChecksumError(
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            # OSError: URLError, HTTPError, timeouts, refused connections; ValueError: a
+            # malformed URL (and ChecksumError); HTTPException: a truncated HTTP response
+            failure = f"{url}: {describe_failure(error, timeout)}"
+            failures.append(failure)
+            following = "trying the next mirror" if index + 1 < len(mirrors) else "no mirror left"
+            where = f"mirror {index + 1}/{len(mirrors)}"
+            report(f"download-mnist: {where} failed: {failure}; {following}")
+    raise DownloadError(
         f"{dest / name}: no mirror served a file with the expected SHA-256 {expected}; nothing "
         f"was written under that name. Tried: {'; '.join(failures) or 'no mirrors'}. Fix: add a "
         "working mirror to config key mnist.mirrors, or place the verified file there by hand."
@@ -233,13 +293,17 @@ def download_mnist(
     *,
     fetch: Callable[[str, Path, float], None] = fetch_url,
     timeout: float = 60.0,
+    report: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Download the four gzipped MNIST files into ``dest``, each verified by SHA-256.
 
     A file already in ``dest`` with the right checksum is kept. Otherwise the mirrors are tried
     in order; a download lands under its final name only after its checksum matched (written
-    under a temporary name, then renamed). If no mirror serves the expected bytes, one
-    ChecksumError names the file, the expected and the actual checksums, and the fix.
+    under a temporary name, then renamed). Each mirror that fails (malformed URL, HTTP error,
+    timeout, unreachable host, checksum mismatch) is reported through ``report`` (default: one
+    line on stderr) and the next one is tried. If no mirror serves the expected bytes, one
+    DownloadError names the file, each mirror's failure (with the actual checksum where the
+    bytes differed) and the fix.
     """
     sums = dict(SHA256 if checksums is None else checksums)
     missing = sorted(set(SHA256) - set(sums))
@@ -254,6 +318,8 @@ def download_mnist(
     for name in sorted(SHA256):
         target = folder / name
         if not (target.is_file() and sha256_of(target) == sums[name]):
-            _fetch_verified(name, folder, mirrors, sums[name], fetch, timeout)
+            _fetch_verified(
+                name, folder, mirrors, sums[name], fetch, timeout, report or _print_failure
+            )
         written.append(target)
     return written
