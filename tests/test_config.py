@@ -198,3 +198,32 @@ def test_checks_that_depend_on_the_data_set_use_its_size():
                 "igr": {"n_train": 1200, "n_val": 300, "n_test": 298},
             }
         )
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda path: path.name)
+def test_the_cli_and_the_workflow_apply_the_same_rule(path, monkeypatch):
+    """`gradmatch X --configfile F` and the workflow's `--settings/--globals` (the resolved
+    section and the globals X declares) build the same Settings, for every analysis."""
+    import argparse
+    import json
+
+    from gradmatch import cli
+
+    monkeypatch.delenv("GRADMATCH_WANDB", raising=False)
+    loaded = load_yaml(path)
+    resolved = resolve(loaded)
+    for name in experiments.names():
+        from_file = cli._settings_from_args(
+            name, argparse.Namespace(configfile=str(path), settings=None, globals=None)
+        )
+        fields = experiments.module(name).Settings.model_fields
+        globals_ = {key: resolved[key] for key in config_lib.GLOBAL_KEYS if key in fields}
+        from_workflow = cli._settings_from_args(
+            name,
+            argparse.Namespace(
+                configfile=None,
+                settings=json.dumps(resolved[name]),
+                globals=json.dumps(globals_),
+            ),
+        )
+        assert from_file == from_workflow == config_lib.section_settings(loaded, name), name
