@@ -74,3 +74,37 @@ def _assert_figure(workdir: Path, stem: str) -> None:
 def assert_figure() -> Callable[[Path, str], None]:
     """``assert_figure(workdir, stem)``: the figure's PDF and PNG were written and look real."""
     return _assert_figure
+
+
+def _pdflatex_in(folder: Path) -> list[int]:
+    """Pids of pdflatex processes whose working folder is ``folder`` (latexmk -cd runs there)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry / "comm").read_text().strip() == "pdflatex" and (
+                Path(os.readlink(entry / "cwd")) == folder.resolve()
+            ):
+                pids.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _kill_pdflatex(folder: Path, running: Callable[[], bool]) -> list[int]:
+    """SIGKILL the first pdflatex that runs in ``folder`` while ``running()``; its pids."""
+    import signal
+    import time
+
+    killed: list[int] = []
+    while running() and not killed:
+        for pid in _pdflatex_in(folder):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(0.005)  # polling interval only: nothing is measured
+    return killed
+
+
+@pytest.fixture(scope="session")
+def kill_pdflatex() -> Callable[[Path, Callable[[], bool]], list[int]]:
+    """``kill_pdflatex(folder, running)``: what the OOM killer does to a LaTeX build."""
+    return _kill_pdflatex

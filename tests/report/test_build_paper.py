@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
-import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -86,20 +83,6 @@ def test_two_builds_are_byte_identical_with_fixed_dates_and_an_id_from_the_conte
     assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["main.log", "main.tex"]
 
 
-def _pdflatex_in(folder):
-    """Pids of pdflatex processes whose working folder is ``folder`` (latexmk -cd runs there)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry / "comm").read_text().strip() == "pdflatex" and (
-                Path(os.readlink(entry / "cwd")) == folder.resolve()
-            ):
-                pids.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return pids
-
-
 def _waiting_paper(folder, body, released):
     source = _write(folder, WAITING_DOC)
     _write(folder, f"{body}\n", name="body.tex")
@@ -110,7 +93,7 @@ def _waiting_paper(folder, body, released):
 
 @needs_tex
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="finds pdflatex through /proc")
-def test_a_build_whose_pdflatex_was_killed_is_followed_by_a_clean_rebuild(tmp_path):
+def test_a_build_whose_pdflatex_was_killed_is_followed_by_a_clean_rebuild(tmp_path, kill_pdflatex):
     """The issue's case: a good build, an input changes, its pdflatex is killed, rebuild."""
     folder = tmp_path / "paper"
     source = _waiting_paper(folder, "See \\ref{a}.", released=True)
@@ -128,12 +111,7 @@ def test_a_build_whose_pdflatex_was_killed_is_followed_by_a_clean_rebuild(tmp_pa
 
     thread = threading.Thread(target=run)
     thread.start()
-    killed = []
-    while thread.is_alive() and not killed:
-        for pid in _pdflatex_in(folder):
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        time.sleep(0.005)  # polling interval only: nothing is measured
+    killed = kill_pdflatex(folder, thread.is_alive)
     thread.join()
     assert killed, "pdflatex finished before it could be killed"
     assert f"latexmk failed on {source}" in outcome["error"]

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,21 +23,9 @@ pytestmark = [
 ]
 
 
-def _pdflatex_in(folder: Path) -> list[int]:
-    """Pids of pdflatex processes whose working folder is ``folder`` (latexmk -cd runs there)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if (entry / "comm").read_text().strip() == "pdflatex" and (
-                Path(os.readlink(entry / "cwd")) == folder.resolve()
-            ):
-                pids.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return pids
-
-
-def test_killed_pdflatex_then_snakemake_paper_gives_the_clean_pdf(workflow_copy, run_snakemake):
+def test_killed_pdflatex_then_snakemake_paper_gives_the_clean_pdf(
+    workflow_copy, run_snakemake, kill_pdflatex
+):
     workdir = workflow_copy("fault_report")
     (workdir / "paper").mkdir()
     shutil.copy(REPO / "paper" / "main.tex", workdir / "paper" / "main.tex")
@@ -55,12 +41,7 @@ def test_killed_pdflatex_then_snakemake_paper_gives_the_clean_pdf(workflow_copy,
         [sys.executable, "-m", "snakemake", "--cores", "1", "paper", "-R", "paper_pdf", *SMOKE],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    killed = []
-    while rebuild.poll() is None and not killed:
-        for pid in _pdflatex_in(workdir / "paper"):
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-        time.sleep(0.005)  # polling interval only: nothing is measured
+    killed = kill_pdflatex(workdir / "paper", lambda: rebuild.poll() is None)
     log = rebuild.communicate(timeout=600)[0]
     assert killed, "pdflatex finished before it could be killed:\n" + log[-2000:]
     assert rebuild.returncode != 0, log[-3000:]
