@@ -18,12 +18,6 @@ for analysis in ANALYSES:
     command = analysis.replace("_", "-")
     resources_ = experiment.RESOURCES
     tables = analysis_tables(analysis)
-    # the --globals of its jobs: the global keys its Settings declares, without `wandb`
-    globals_ = {
-        key: value
-        for key, value in json.loads(globals_json(analysis)).items()
-        if key != "wandb"
-    }
     if experiments.is_chunked(analysis):
         chunk_outputs = {table: chunk_table_path(analysis, table) for table in tables}
         n_chunks = experiments.chunk_count(analysis, analysis_settings(analysis))
@@ -46,7 +40,7 @@ for analysis in ANALYSES:
                 mem_mb=resources_.mem_mb,
             params:
                 settings=settings_json(analysis),
-                globals=json.dumps(globals_, sort_keys=True),
+                globals=globals_json(analysis),
                 outs=out_flags(chunk_outputs),
                 command=command,
             shell:
@@ -98,7 +92,7 @@ for analysis in ANALYSES:
                 mem_mb=resources_.mem_mb,
             params:
                 settings=settings_json(analysis),
-                globals=json.dumps(globals_, sort_keys=True),
+                globals=globals_json(analysis),
                 outs=out_flags(outputs),
                 command=command,
             shell:

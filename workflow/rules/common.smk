@@ -63,9 +63,15 @@ def settings_json(analysis):
 def globals_json(analysis):
     """Only the global keys this analysis's Settings declares (so that, e.g., switching the
     device reruns only the rules that use one), plus the MNIST folder where it reads MNIST.
+    Never `wandb`: tracking changes no table and reaches the jobs through $GRADMATCH_WANDB
+    (rules/analyses.smk), so switching it reruns nothing.
     """
     fields = type(analysis_settings(analysis)).model_fields
-    chosen = {key: config[key] for key in gm_config.GLOBAL_KEYS if key in fields}
+    chosen = {
+        key: config[key]
+        for key in gm_config.GLOBAL_KEYS
+        if key in fields and key != "wandb"
+    }
     if mnist_inputs(analysis):
         chosen["mnist_dir"] = MNIST_DIR
     return json.dumps(chosen, sort_keys=True)
