@@ -27,6 +27,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gradmatch.data import digits
+
 
 class Block(BaseModel):
     """Base of every settings model: frozen, unknown keys rejected, no NaN or infinity."""
@@ -82,9 +84,12 @@ def mlp_parameters(n_in: int, hidden: tuple[int, ...], n_out: int) -> int:
     return sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
 
 
-# Images and pixels per split of the image data sets (the owners: gradmatch.data.digits, whose
-# N_TRAIN and N_TOTAL a test compares, and the published MNIST), for checks at validation time.
-DATASET_ROWS = {"digits": {"train": 1500, "test": 297}, "mnist": {"train": 60_000, "test": 10_000}}
+# Images and pixels per split of the image data sets (the owners: gradmatch.data.digits' fixed
+# split, and the published MNIST), for checks at validation time.
+DATASET_ROWS = {
+    "digits": {"train": digits.N_TRAIN, "test": digits.N_TOTAL - digits.N_TRAIN},
+    "mnist": {"train": 60_000, "test": 10_000},
+}
 DATASET_PIXELS = {"digits": 64, "mnist": 784}
 
 

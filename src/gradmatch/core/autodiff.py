@@ -195,25 +195,26 @@ def _batches(
         yield inputs[start : start + size].to(device), labels[start : start + size].to(device), n
 
 
+def _mse_targets(output: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The regression targets in the shape and dtype of the model's outputs (one per output)."""
+    if labels.numel() != output.numel():
+        raise ValueError(
+            f"loss 'mse': y has {labels.numel()} values for {output.numel()} model outputs"
+        )
+    return labels.reshape(output.shape).to(output.dtype)
+
+
 def _mean_loss(output: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "mse":
-        if labels.numel() != output.numel():
-            raise ValueError(
-                f"loss 'mse': y has {labels.numel()} values for {output.numel()} model outputs"
-            )
-        return torch.nn.functional.mse_loss(output, labels.reshape(output.shape).to(output.dtype))
+        return torch.nn.functional.mse_loss(output, _mse_targets(output, labels))
     return torch.nn.functional.cross_entropy(output, labels.long())
 
 
 def _output_gradient(output: torch.Tensor, labels: torch.Tensor, loss: str, n: int):
     """∂(mean loss over all n rows)/∂ŷ for one batch (closed form, Appendix D)."""
     if loss == "mse":
-        if labels.numel() != output.numel():
-            raise ValueError(
-                f"loss 'mse': y has {labels.numel()} values for {output.numel()} model outputs"
-            )
         outputs_per_row = output.numel() // output.shape[0]
-        residual = output - labels.reshape(output.shape).to(output.dtype)
+        residual = output - _mse_targets(output, labels)
         return 2.0 * residual / (n * outputs_per_row)
     probabilities = torch.softmax(output, dim=-1)
     onehot = torch.nn.functional.one_hot(labels.long(), output.shape[-1]).to(output.dtype)
