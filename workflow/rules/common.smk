@@ -1,5 +1,6 @@
 # Everything the workflow owns: paths, the figure table, and lookups into the package.
 # No science here; the package does the work. Every output path is built by a function below.
+import functools
 import json
 import sys
 from pathlib import Path
@@ -50,8 +51,10 @@ def analysis_tables(analysis):
     return list(experiments.module(analysis).TABLES)
 
 
+@functools.cache
 def analysis_settings(analysis):
-    """The Settings of one analysis under this config, MNIST folder filled in."""
+    """The Settings of one analysis under this config, MNIST folder filled in (built once per
+    analysis: the config is fixed once the workflow is parsed)."""
     return gm_config.section_settings(config, analysis, mnist_dir=MNIST_DIR)
 
 
