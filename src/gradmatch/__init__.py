@@ -29,7 +29,7 @@ _EXPORTS = {
     "DiagQuadratic": "gradmatch.core.regularizers",
     "SymQuadratic": "gradmatch.core.regularizers",
     "GradNormSquared": "gradmatch.core.regularizers",
-    "AdamOptions": "gradmatch.core.estimators",
+    "AdamOptions": "gradmatch.core.adam",
     "Fit": "gradmatch.core.estimators",
     "match_gradients": "gradmatch.core.estimators",
     "match_trajectory": "gradmatch.core.estimators",
