@@ -1,7 +1,10 @@
 """match_gradients / match_trajectory: exact recovery, the authors' Adam procedure, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import ElasticNet as SklearnElasticNet
 
 from gradmatch import (
@@ -13,6 +16,7 @@ from gradmatch import (
     match_gradients,
     match_trajectory,
 )
+from gradmatch.core.estimators import UnderdeterminedWarning
 
 
 def _regression(n=200, p=8, seed=0):
@@ -170,16 +174,47 @@ def test_nan_or_inf_is_rejected(bad):
         match_gradients(Ridge(), values, np.ones(3))
 
 
-def test_more_unknowns_than_equations_names_both_counts_and_suggests_stacking():
-    rng = np.random.default_rng(0)
-    symmetric = rng.normal(size=(10, 10))
+def _symmetric_problem(m, p=10, seed=0):
+    rng = np.random.default_rng(seed)
+    symmetric = rng.normal(size=(p, p))
     symmetric += symmetric.T
-    theta = rng.normal(size=(2, 10))
-    target = 2 * theta @ symmetric
-    with pytest.raises(ValueError, match=r"55 unknowns .* 20 equations .* stack at least 6"):
+    theta = rng.normal(size=(m, p))
+    return symmetric, theta, 2 * theta @ symmetric
+
+
+@pytest.mark.parametrize("m", [2, 6, 9])
+def test_sym_quadratic_below_p_endpoints_is_judged_by_rank_not_by_counting(m):
+    # m·p >= 55 equations from m = 6 on, yet the rank is 55 − (p − m)(p − m + 1)/2 < 55
+    _, theta, target = _symmetric_problem(m)
+    rank = 55 - (10 - m) * (10 - m + 1) // 2
+    with pytest.raises(
+        ValueError, match=rf"rank {rank} < 55 unknowns .* needs m ≥ p = 10 linearly independent"
+    ):
         match_gradients(SymQuadratic(), theta, target)
-    fit = match_gradients(SymQuadratic(), theta, target, allow_underdetermined=True)
+    with pytest.warns(UnderdeterminedWarning, match=rf"{m} endpoint\(s\) .* rank {rank} < 55"):
+        fit = match_gradients(SymQuadratic(), theta, target, allow_underdetermined=True)
+    assert (fit.rank, fit.rank_deficiency) == (rank, 55 - rank)
     assert fit.residual_ratio < 1e-10  # the minimum-norm solution solves a consistent system
+    design = np.vstack([SymQuadratic().design(row) for row in theta])
+    minimum_norm = np.linalg.pinv(design) @ target.reshape(-1)
+    np.testing.assert_allclose(fit.coefficients, minimum_norm, atol=1e-10)
+
+
+def test_sym_quadratic_from_p_endpoints_is_exact_and_silent():
+    symmetric, theta, target = _symmetric_problem(10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = match_gradients(SymQuadratic(), theta, target)
+    assert (fit.rank, fit.rank_deficiency) == (55, 0)
+    np.testing.assert_allclose(fit.params["Q"], symmetric, rtol=1e-9)
+
+
+def test_elastic_net_inside_the_smoothing_zone_names_beta():
+    theta = np.linspace(-0.5, 0.5, 20) * 1e-3
+    family = ElasticNet(beta=1e-2)
+    target = family.design(theta) @ np.array([0.3, 0.1])
+    with pytest.raises(ValueError, match=r"rank 1 < 2 unknowns .* needs some \|θ_j\| ≥ β = 0.01"):
+        match_gradients(family, theta, target)
 
 
 def test_unknown_method_is_rejected():
@@ -202,3 +237,79 @@ def test_a_non_finite_batch_target_is_rejected():
         ValueError, match="target_batches yielded a target with NaN or inf at epoch 0"
     ):
         match_gradients(family, theta, target, method="adam", target_batches=lambda epoch: [bad])
+
+
+# ---- structured solvers and torch inputs (issue 16 item 3) -------------------------------------
+
+
+def _dense_lstsq(family, thetas, targets):
+    design = np.vstack([family.design(row) for row in np.atleast_2d(thetas)])
+    return np.linalg.lstsq(design, np.asarray(targets).reshape(-1), rcond=None)[0]
+
+
+def test_diag_quadratic_closed_form_equals_dense_lstsq_with_an_unidentified_coordinate():
+    rng = np.random.default_rng(7)
+    thetas = rng.normal(size=(3, 6))
+    thetas[:, 2] = 0.0  # zero in every endpoint: not identified, minimum norm q_2 = 0
+    targets = rng.normal(size=(3, 6))
+    with pytest.raises(ValueError, match=r"rank 5 < 6 unknowns .* θ_kj ≠ 0 in at least one"):
+        match_gradients(DiagQuadratic(), thetas, targets)
+    with pytest.warns(UnderdeterminedWarning):
+        fit = match_gradients(DiagQuadratic(), thetas, targets, allow_underdetermined=True)
+    np.testing.assert_allclose(fit.coefficients, _dense_lstsq(DiagQuadratic(), thetas, targets))
+    assert fit.params["q"][2] == 0.0 and np.isnan(fit.stderr[2])
+    design = np.vstack([DiagQuadratic().design(row) for row in thetas])
+    residual = design @ fit.coefficients - targets.reshape(-1)
+    assert fit.loss == pytest.approx(np.mean(residual**2), rel=1e-12)
+
+
+def test_diag_quadratic_nnls_clips_each_coordinate():
+    theta = np.array([1.0, -2.0, 0.5])
+    target = 2 * np.array([0.3, -0.4, 0.1]) * theta
+    fit = match_gradients(DiagQuadratic(), theta, target, method="nnls")
+    np.testing.assert_allclose(fit.params["q"], [0.3, 0.0, 0.1], atol=1e-15)
+
+
+def test_sym_quadratic_structured_solve_equals_dense_lstsq_with_noise():
+    rng = np.random.default_rng(8)
+    thetas, targets = rng.normal(size=(15, 7)), rng.normal(size=(15, 7))
+    fit = match_gradients(SymQuadratic(), thetas, targets)
+    np.testing.assert_allclose(
+        fit.coefficients, _dense_lstsq(SymQuadratic(), thetas, targets), rtol=1e-10, atol=1e-12
+    )
+    matrix = fit.params["Q"]
+    np.testing.assert_array_equal(matrix, matrix.T)
+    assert fit.loss == pytest.approx(np.mean((2 * thetas @ matrix - targets) ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("family", [Ridge(), ElasticNet(beta=0.05), DiagQuadratic()])
+def test_torch_inputs_stay_torch_and_agree_with_numpy(family):
+    rng = np.random.default_rng(9)
+    thetas, targets = rng.normal(size=(2, 300)), rng.normal(size=(2, 300))
+    host = match_gradients(family, thetas, targets)
+    device = match_gradients(family, torch.from_numpy(thetas), torch.from_numpy(targets))
+    coefficients = device.coefficients
+    if isinstance(family, DiagQuadratic):  # p coefficients stay on the inputs' device
+        assert isinstance(coefficients, torch.Tensor) and coefficients.dtype == torch.float64
+        coefficients = coefficients.numpy()
+    np.testing.assert_allclose(coefficients, host.coefficients, rtol=1e-10)
+    for name in ("loss", "residual_ratio", "cosine"):
+        assert getattr(device, name) == pytest.approx(getattr(host, name), rel=1e-10)
+    assert device.rank == host.rank
+
+
+def test_float32_torch_inputs_accumulate_in_float64():
+    rng = np.random.default_rng(10)
+    theta = torch.from_numpy(rng.normal(size=50_000)).float()
+    target = 2 * 0.123 * theta.double() + 1e-4 * torch.from_numpy(rng.normal(size=50_000))
+    fit = match_gradients(Ridge(), theta, target.float())
+    exact = float(theta.double() @ target.float().double() / (2 * theta.double() @ theta.double()))
+    assert fit.params["lambda"] == pytest.approx(exact, rel=1e-12)
+
+
+def test_adam_refuses_a_design_too_large_to_form():
+    theta = np.ones(10_000)
+    with pytest.raises(
+        ValueError, match=r"needs the dense design of 10000 x 10000 = 1e\+08 entries \(limit"
+    ):
+        match_gradients(DiagQuadratic(), theta, theta, method="adam")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from gradmatch.core.groups import ParameterGroups
 from gradmatch.core.regularizers import (
     DiagQuadratic,
     ElasticNet,
@@ -30,8 +31,22 @@ def _finite_difference(family, theta, params, step=1e-6):
     return grad
 
 
+GROUPS = ParameterGroups.from_labels(["w", "w", "b", "w", "b", "b", "w"])
+
+
 @pytest.mark.parametrize(
-    "family", [Ridge(), SmoothL1(beta=0.3), ElasticNet(beta=0.3), DiagQuadratic(), SymQuadratic()]
+    "family",
+    [
+        Ridge(),
+        SmoothL1(beta=0.3),
+        ElasticNet(beta=0.3),
+        DiagQuadratic(),
+        SymQuadratic(),
+        Ridge(groups=GROUPS),
+        SmoothL1(beta=0.3, groups=GROUPS),
+        ElasticNet(beta=0.3, groups=GROUPS),
+    ],
+    ids=repr,
 )
 def test_design_times_coefficients_is_the_gradient_of_the_penalty(family):
     rng = np.random.default_rng(0)
@@ -73,3 +88,12 @@ def test_grad_norm_squared_design_is_two_over_p_times_hessian_gradient():
 def test_negative_beta_is_rejected():
     with pytest.raises(ValueError, match="beta"):
         ElasticNet(beta=-1.0)
+
+
+@pytest.mark.parametrize("family", [Ridge(groups=GROUPS), ElasticNet(beta=0.3, groups=GROUPS)])
+def test_chunked_design_blocks_assemble_the_dense_design(family):
+    theta = np.random.default_rng(1).normal(size=7)
+    dense = np.zeros((7, family.n_unknowns(7)))
+    for start, stop, columns, block in family.design_blocks(torch.from_numpy(theta), chunk=2):
+        dense[start:stop, columns] += block.numpy()
+    np.testing.assert_array_equal(dense, family.design(theta))

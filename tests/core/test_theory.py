@@ -64,7 +64,12 @@ def test_full_penalty_recovered_from_m_endpoints_stopped_at_the_same_step(m):
 def test_fewer_than_p_endpoints_leave_the_penalty_unidentified(m):
     # m·p >= 55 equations, but a symmetric Q supported on the complement of span{θ_k} solves
     # the homogeneous system: rank = 55 − (p − m)(p − m + 1)/2, so m >= p endpoints are needed.
-    fit = match_gradients(SymQuadratic(), *_stacked_endpoints(_design(), m))
+    with pytest.raises(ValueError, match=r"needs m ≥ p = 10"):
+        match_gradients(SymQuadratic(), *_stacked_endpoints(_design(), m))
+    with pytest.warns(UserWarning, match=r"not identified"):
+        fit = match_gradients(
+            SymQuadratic(), *_stacked_endpoints(_design(), m), allow_underdetermined=True
+        )
     assert fit.rank == 55 - (P - m) * (P - m + 1) // 2
 
 

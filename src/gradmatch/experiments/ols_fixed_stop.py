@@ -7,7 +7,8 @@ steps (t = the canonical stop step, the single endpoint at σ = ``noise_std`` ea
 ``early_stopping`` as in ``ols_endpoint``, unless ``stop_step`` is set). Stacking the equations
 2Qθ_k = (2/n)Xᵀ(y_k − Xθ_k) (paper Eq. 3 with R = θᵀQθ, Section 2.2) gives a consistent system,
 because every θ_k solves the same ridge problem with Λ_t (Eq. 5); Q has p(p+1)/2 = 55 unknowns,
-so Q̂_m = Λ_t exactly once m·p ≥ 55 (m ≥ 6).
+but the stacked design has rank 55 − (p−m)(p−m+1)/2 (a symmetric Q on the complement of
+span{θ_k} is invisible), so Q̂_m = Λ_t exactly once m ≥ p = 10, not once m·p ≥ 55.
 
 Values: the authors' ``ols_full_matrix_recovery --stop-step t`` (600c43a5). Their newest plot
 draws Q̂ from the first 10 endpoints of pool 0 (``heatmap_endpoints``); an older one used 100.
