@@ -77,3 +77,31 @@ def test_same_seed_same_targets_and_bad_arguments():
         minibatch_targets(model, "hinge", X, y, 8, 0)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         minibatch_targets(model, "mse", X, y, 0, 0)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_projected_targets_are_the_batch_targets_seen_through_the_design(drop_last):
+    model, X, y = _classifier()
+    model = model.double()
+    X = X.double()
+    directions = torch.randn(sum(p.numel() for p in model.parameters()), 2, dtype=torch.float64)
+    backward = minibatch_targets(model, "cross_entropy", X, y, 16, 3, drop_last=drop_last)
+    projected = minibatch_targets(
+        model, "cross_entropy", X, y, 16, 3, drop_last=drop_last, targets="projected"
+    ).project(directions.numpy())
+    for epoch in range(2):
+        targets = list(backward(epoch))
+        projections, last = projected(epoch)
+        assert projections.shape == (2 if drop_last else 3, 2)  # 40 rows: 16 + 16 (+ 8)
+        expected = torch.stack([directions.T @ target for target in targets])
+        assert torch.allclose(projections, expected, rtol=1e-10, atol=1e-13)
+        assert torch.equal(last, targets[-1])
+
+
+def test_projected_targets_reject_bad_directions_and_an_unknown_way():
+    model, X, y = _regressor()
+    projected = minibatch_targets(model, "mse", X, y, 8, 0, targets="projected")
+    with pytest.raises(ValueError, match=r"directions of shape \(3, 1\); expected \(31, k\)"):
+        projected.project(torch.ones(3, 1).numpy())
+    with pytest.raises(ValueError, match=r"targets must be one of \['backward', 'projected'\]"):
+        minibatch_targets(model, "mse", X, y, 8, 0, targets="jvp")

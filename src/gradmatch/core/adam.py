@@ -9,6 +9,13 @@ loss < best − min_delta; stop after ``patience`` epochs without improvement) a
 ReduceLROnPlateau. With ``target_batches`` each step uses one minibatch target and the
 monitored value of an epoch is the fit loss of its last batch. Called by
 :func:`gradmatch.core.estimators.match_gradients` with ``method="adam"``.
+
+Projected targets (``target_batches`` with a ``project(A)`` method, e.g.
+:class:`gradmatch.train.matching.ProjectedTargets`): the gradient (2/N)(AᵀA c − Aᵀb) of a step
+needs the target b only through the k-vector Aᵀb, so every step but the last of an epoch takes
+Aᵀb from ``project(A)(epoch)`` and AᵀA (k × k) computed once; the last step, whose fit loss is
+monitored, uses its full target b as before. The same fit to rounding, without a backward pass
+per minibatch.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ import numpy as np
 
 from gradmatch.core.regularizers import Family
 
-__all__ = ["AdamOptions", "adam_init", "adam_options", "fit_adam", "target_stream"]
+__all__ = [
+    "AdamOptions",
+    "adam_init",
+    "adam_options",
+    "adam_start",
+    "fit_adam",
+    "target_stream",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +81,12 @@ def adam_options(adam: AdamOptions | dict | None) -> AdamOptions:
 
 
 def target_stream(
-    target_batches: Callable[[int], Iterable[Any]] | None, shape: tuple[int, int]
-) -> Callable[[int], Iterable[np.ndarray]] | None:
+    target_batches: Callable[[int], Iterable[Any]] | Any | None, shape: tuple[int, int]
+) -> Callable[[int], Iterable[np.ndarray]] | _CheckedProjection | None:
     if target_batches is None:
         return None
+    if hasattr(target_batches, "project"):
+        return _CheckedProjection(target_batches, shape)
     if not callable(target_batches):
         raise ValueError("target_batches must be a callable epoch -> iterable of target vectors")
 
@@ -100,6 +116,42 @@ def target_stream(
     return stream
 
 
+class _CheckedProjection:
+    """Projected targets (module docstring) with the checks of :func:`target_stream`."""
+
+    def __init__(self, projected: Any, shape: tuple[int, int]) -> None:
+        if shape[0] != 1:
+            raise ValueError(
+                f"projected target_batches match one endpoint; theta/target stack {shape[0]}"
+            )
+        self.projected, self.size = projected, shape[1]
+
+    def project(self, design: np.ndarray) -> Callable[[int], tuple[Any, Any]]:
+        stream = self.projected.project(design)
+        k = design.shape[1]
+
+        def epoch_targets(epoch: int):
+            projections, last = stream(epoch)
+            if tuple(projections.shape)[1:] != (k,) or projections.shape[0] < 1:
+                raise ValueError(
+                    f"projected target_batches gave projections of shape "
+                    f"{tuple(projections.shape)} at epoch {epoch}; expected (batches >= 1, {k})"
+                )
+            if int(last.numel()) != self.size:
+                raise ValueError(
+                    f"projected target_batches gave a last target with {int(last.numel())} "
+                    f"entries at epoch {epoch}; expected {self.size} (the shape of target)"
+                )
+            if not (bool(projections.isfinite().all()) and bool(last.isfinite().all())):
+                raise ValueError(
+                    f"projected target_batches gave NaN or inf at epoch {epoch}; check the "
+                    f"model and the batch that produced it"
+                )
+            return projections, last
+
+        return epoch_targets
+
+
 def adam_init(family: Family, options: AdamOptions, p: int) -> np.ndarray:
     default_value = 1.0 if family.positive else 0.0
     init = dict(options.init or {})
@@ -112,6 +164,23 @@ def adam_init(family: Family, options: AdamOptions, p: int) -> np.ndarray:
         for name in family.names
     }
     return family.coefficients(start, p)
+
+
+def adam_start(positive: bool, init: np.ndarray, options: AdamOptions):
+    """The fitted parameter at the start (a float64 CPU tensor): β₀ = log(init) for a positive
+    family, plus ``init_log_std`` · N(0, 1) from ``torch.Generator().manual_seed(seed)``
+    (λ₀ = exp(β₀)); the coefficients ``init`` themselves for an unconstrained one."""
+    import torch
+
+    if positive and np.any(init <= 0):
+        raise ValueError("adam init for a positive family must be > 0 (λ = exp(β))")
+    start = np.log(init) if positive else init
+    parameter = torch.tensor(start, dtype=torch.float64)
+    if positive and options.init_log_std > 0:
+        generator = torch.Generator().manual_seed(options.seed)
+        noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
+        parameter = parameter + options.init_log_std * noise
+    return parameter
 
 
 def fit_adam(
@@ -130,14 +199,7 @@ def fit_adam(
     dtype = torch.float64
     design_t = torch.as_tensor(design, dtype=dtype, device=device)
     full_target = torch.as_tensor(target, dtype=dtype, device=device)
-    if positive and np.any(init <= 0):
-        raise ValueError("adam init for a positive family must be > 0 (λ = exp(β))")
-    start = np.log(init) if positive else init
-    parameter = torch.tensor(start, dtype=dtype, device=device)
-    if positive and options.init_log_std > 0:
-        generator = torch.Generator().manual_seed(options.seed)
-        noise = torch.randn(parameter.shape, generator=generator, dtype=dtype)
-        parameter = parameter + options.init_log_std * noise.to(device)
+    parameter = adam_start(positive, init, options).to(device)
     optimizer = torch.optim.Adam([parameter], lr=options.lr)
     scheduler = None
     if options.plateau_factor is not None:
@@ -157,6 +219,16 @@ def fit_adam(
         optimizer.step()
         return float(residual @ residual) / residual.numel()
 
+    gram = design_t.T @ design_t if hasattr(batches, "project") else None
+    projected = batches.project(design) if gram is not None else None
+
+    def projected_step(projection: torch.Tensor) -> None:
+        # The same gradient (2/N)(AᵀA c − Aᵀb) from the k-vector Aᵀb (module docstring).
+        coefficients = torch.exp(parameter) if positive else parameter
+        gradient = scale * (gram @ coefficients - projection)
+        parameter.grad = gradient * coefficients if positive else gradient
+        optimizer.step()
+
     best, wait, history = math.inf, 0, []
     epoch_bar = progress_bar(
         desc="adam fit",
@@ -168,6 +240,11 @@ def fit_adam(
     for epoch in range(options.max_epochs):
         if batches is None:
             monitored = step(full_target)
+        elif projected is not None:
+            projections, last = projected(epoch)
+            for projection in torch.as_tensor(projections, dtype=dtype, device=device)[:-1]:
+                projected_step(projection)
+            monitored = step(torch.as_tensor(last, dtype=dtype, device=device).reshape(-1))
         else:
             for batch_target in batches(epoch):
                 values = torch.as_tensor(batch_target, dtype=dtype, device=device).reshape(-1)
