@@ -56,6 +56,7 @@ the best validation accuracy among epochs whose training accuracy is ≥ 0.90)::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -65,6 +66,8 @@ import torch
 import torch.nn.functional as F
 
 from gradmatch.progress import progress_bar
+from gradmatch.train import checkpoint as checkpoint_lib
+from gradmatch.train.checkpoint import Checkpoint
 from gradmatch.train.devices import resolve_device, resolve_dtype
 from gradmatch.train.early_stopping import BestState, EarlyStopping, StopState
 from gradmatch.train.models import MLPSpec, init_stacked, load_member, stacked_forward
@@ -272,6 +275,7 @@ def train_batched(
     progress: bool = True,
     desc: str = "train",
     on_epoch: Callable[[int, dict[str, np.ndarray]], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> TrainResult:
     """Train len(seeds) members of ``spec`` at once; see the module docstring for the contract.
 
@@ -281,7 +285,10 @@ def train_batched(
     added to the loss. ``select(metrics) -> (K,)`` scores each epoch for the best state (higher
     is better; NaN = not eligible); by default the best state minimises the early-stopping
     monitor (``train_objective_last`` without early stopping). ``on_epoch(epoch, metrics)`` gets
-    numpy (K,) arrays plus the boolean ``active`` after every epoch.
+    numpy (K,) arrays plus the boolean ``active`` after every epoch (not for the epochs a resumed
+    run restored). ``checkpoint``: a :class:`gradmatch.train.checkpoint.Checkpoint`; the loop
+    state is saved in its section ``train`` after an epoch when due and when training ends, and
+    a saved state is resumed from (the result is identical to an uninterrupted run's).
     """
     seeds = tuple(int(s) for s in seeds)
     optimizer = Adam() if optimizer is None else optimizer
@@ -314,8 +321,16 @@ def train_batched(
     active = torch.ones(k, dtype=torch.bool, device=device)
     records = []
     epochs_trained = torch.zeros(k, dtype=torch.long, device=device)
+    loop = _LoopState(params, state, orders, stopper, best, active, epochs_trained, records)
+    start = loop.resume(checkpoint)  # restores active, epochs_trained, records in place
     bar = progress_bar(desc=desc, total=epochs, unit="epochs", enabled=progress)
-    for epoch in range(epochs):
+    if start:
+        bar.update(start, active=int(active.sum()))
+    for epoch in range(start, epochs):
+        if not bool(active.any()):
+            break
+        if checkpoint is not None:
+            checkpoint.reached("train", epoch)
         metrics = state.train_epoch(orders, train, active, epoch)
         for name, data in evals.items():
             for key, value in evaluate(spec, params, data, loss, eval_batch_size).items():
@@ -330,6 +345,12 @@ def train_batched(
         if stopper is not None:
             active = stopper.update(metrics[monitor], active)
         bar.update(active=int(active.sum()))
+        loop.active, loop.epochs_trained = active, epochs_trained
+        if checkpoint is not None:
+            finished = epoch + 1 == epochs or not bool(active.any())
+            where = "training done" if finished else f"training, {epoch + 1} of {epochs} epochs"
+            snapshot = functools.partial(loop.snapshot, epoch + 1)
+            checkpoint.progress("train", snapshot, where, force=finished)
         if not bool(active.any()):
             break
     bar.close()
@@ -344,6 +365,116 @@ def train_batched(
         epochs_trained=epochs_trained.cpu().numpy(),
         history=_history(records, seeds),
     )
+
+
+class _LoopState:
+    """Everything the epoch loop carries, saved and restored whole (the checkpoint's ``train``).
+
+    Optimiser, early-stopping and best-state objects are saved by their tensor attributes (a
+    tensor or a list of tensors each), the generators by ``get_state``; restoring first checks
+    every name and shape against this run and changes nothing when one differs.
+    """
+
+    def __init__(self, params, loop, orders, stopper, best, active, epochs_trained, records):
+        self.params, self.loop, self.orders = params, loop, orders
+        # each part with the attributes that are not its state (the optimiser's shared params)
+        self.parts = {"optimizer": (loop.optimizer, ("params",)), "stopper": (stopper, ())}
+        self.parts["best"] = (best, ())
+        self.active, self.epochs_trained, self.records = active, epochs_trained, records
+
+    def snapshot(self, next_epoch: int) -> dict:
+        """The state after epoch ``next_epoch − 1``, as CPU tensors and plain values."""
+        return {
+            "next_epoch": next_epoch,
+            "params": [_cpu(p) for p in self.params],
+            **{name: _tensor_attributes(*part) for name, part in self.parts.items()},
+            "active": _cpu(self.active),
+            "epochs_trained": _cpu(self.epochs_trained),
+            "records": [
+                {column: torch.from_numpy(frame[column].to_numpy().copy()) for column in frame}
+                for frame in self.records
+            ],
+            "data_generators": [g.get_state() for g in self.orders.generators],
+            "dropout_generators": [g.get_state() for g in self.loop.generators],
+            "rng": checkpoint_lib.rng_state(),
+        }
+
+    def resume(self, checkpoint: Checkpoint | None) -> int:
+        """Restore a saved state; return the epoch to start from (0 when there is none)."""
+        saved = None if checkpoint is None else checkpoint.resumed("train")
+        if saved is None:
+            return 0
+        try:
+            copies = self._copies(saved)
+        except (KeyError, TypeError, ValueError) as error:
+            checkpoint.ignore("train", f"it does not fit this training run ({error})")
+            return 0
+        with torch.no_grad():
+            for target, source in copies:
+                target.copy_(source)
+        self.records[:] = [
+            pd.DataFrame({column: values.numpy() for column, values in frame.items()})
+            for frame in saved["records"]
+        ]
+        for generators, key in (
+            (self.orders.generators, "data_generators"),
+            (self.loop.generators, "dropout_generators"),
+        ):
+            for generator, state in zip(generators, saved[key], strict=True):
+                generator.set_state(state)
+        checkpoint_lib.set_rng_state(saved["rng"])
+        return int(saved["next_epoch"])
+
+    def _copies(self, saved: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(target, source) pairs of every tensor to restore; ValueError on any mismatch."""
+        pairs = list(_pairs("params", self.params, saved["params"]))
+        for name, part in self.parts.items():
+            current = _tensor_attributes(*part, keep=True)
+            if set(current) != set(saved[name]):
+                raise ValueError(f"{name} holds {sorted(saved[name])}, expected {sorted(current)}")
+            for attribute, value in current.items():
+                pairs += _pairs(f"{name}.{attribute}", value, saved[name][attribute])
+        pairs += _pairs("active", self.active, saved["active"])
+        pairs += _pairs("epochs_trained", self.epochs_trained, saved["epochs_trained"])
+        for key, generators in (
+            ("data_generators", self.orders.generators),
+            ("dropout_generators", self.loop.generators),
+        ):
+            if len(saved[key]) != len(generators):
+                raise ValueError(f"{key}: {len(saved[key])} saved, {len(generators)} members")
+        return pairs
+
+
+def _tensor_attributes(part, skip: tuple[str, ...], keep: bool = False) -> dict:
+    """The tensor and list-of-tensor attributes of ``part`` (copies on CPU unless ``keep``)."""
+    if part is None:
+        return {}
+    found = {}
+    for name, value in vars(part).items():
+        if name in skip:
+            continue
+        if isinstance(value, torch.Tensor):
+            found[name] = value if keep else _cpu(value)
+        elif isinstance(value, list) and value and all(isinstance(v, torch.Tensor) for v in value):
+            found[name] = value if keep else [_cpu(v) for v in value]
+    return found
+
+
+def _pairs(name: str, current, saved) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    currents = current if isinstance(current, list) else [current]
+    saveds = saved if isinstance(saved, list) else [saved]
+    if len(currents) != len(saveds):
+        raise ValueError(f"{name}: {len(saveds)} saved tensors, expected {len(currents)}")
+    for target, source in zip(currents, saveds, strict=True):
+        if not isinstance(source, torch.Tensor) or source.shape != target.shape:
+            raise ValueError(f"{name}: saved shape differs from {tuple(target.shape)}")
+        if source.dtype != target.dtype:
+            raise ValueError(f"{name}: saved dtype {source.dtype}, expected {target.dtype}")
+    return list(zip(currents, saveds, strict=True))
+
+
+def _cpu(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().to("cpu", copy=True)
 
 
 def _require(metrics: Metrics, key: str, what: str) -> None:
