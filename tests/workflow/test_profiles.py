@@ -1,9 +1,11 @@
 """The two profiles, as Snakemake merges them, and dry runs of `paper` under each from the root.
 
 `snakemake --profile slurm` also loads the workflow profile workflow/profiles/default, whose
-values win; these tests read the merged settings with Snakemake's own parser and check that the
-dry run of the default target sends every GPU rule to one L40S on the gpu partition, every other
-remote rule to the cpu partition, and keeps plot rules local. GPU rules are discovered from the
+values win; these tests read the merged settings with Snakemake's own parser (keep-going on
+under slurm and off locally, requeue, the time-limit signal of the training chunks) and check
+that the dry run of the default target sends every GPU rule to one L40S on the gpu partition,
+every other remote rule to the cpu partition, and keeps plot rules local. The commented site
+alternatives are run for real in tests/slurm/. GPU rules are discovered from the
 workflow (any rule that declares the portable `gpu` resource), never listed here.
 """
 
@@ -25,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm" / "config.yaml"
 # What the site block of the slurm profile must say (the paper's cluster: L40S GPUs).
 CPU_PARTITION, GPU_PARTITION, GPU_MODEL = "cpu", "gpu", "l40s"
+# SIGTERM to the job steps (no `B:`, which would signal only the batch shell), 10 min ahead
+TIME_LIMIT_SIGNAL = "--signal=TERM@600"
 JOB_HEADER = re.compile(r"^(local)?(?:rule|checkpoint) (\w+):$")
 
 
@@ -111,10 +115,9 @@ def workflow_rules(configfile: str = "config/paper.yaml") -> dict[str, dict]:
     return json.loads(lines[-1].removeprefix("RULES="))
 
 
-def profile_gpu_rules() -> dict[str, dict]:
+def profile_gpu_rules(text: str | None = None) -> dict[str, dict]:
     """The rules the slurm profile sends to the GPU partition, with their resources."""
-    with SLURM_PROFILE.open() as handle:
-        profile = yte.process_yaml(handle, require_use_yte=True)
+    profile = yte.process_yaml(text or SLURM_PROFILE.read_text(), require_use_yte=True)
     return {
         rule: resources
         for rule, resources in profile.get("set-resources", {}).items()
@@ -148,6 +151,8 @@ def test_merged_settings_under_the_slurm_profile(monkeypatch):
     monkeypatch.chdir(ROOT)
     _, args = parse_args(["--profile", "slurm", "-n", "paper"])
     assert args.executor == "slurm"
+    assert args.keep_going is True, "under slurm one failed job must not stop the others"
+    assert args.slurm_requeue is True
     assert int(args.jobs) == 100
     assert int(args.retries) >= 1
     assert args.rerun_incomplete is True
@@ -156,7 +161,7 @@ def test_merged_settings_under_the_slurm_profile(monkeypatch):
     # values are lazily evaluated Resources here; the dry runs below check what jobs receive
     assert {"slurm_partition", "runtime", "mem_mb"} <= set(args.default_resources)
     for rule in ("elastic_net_chunk", "dropout_chunk", "igr_chunk", "igr_long_horizon"):
-        assert set(args.set_resources.get(rule, {})) == {"slurm_partition", "gpu_model"}, rule
+        assert {"slurm_partition", "gpu_model"} <= set(args.set_resources.get(rule, {})), rule
     # The workflow profile is merged in and wins. A fixed small `cores` there would cap the
     # threads (so the cpus-per-task) of every SLURM job; `all` caps at the submit host's cores.
     default_profile = yaml.safe_load((ROOT / "workflow/profiles/default/config.yaml").read_text())
@@ -165,6 +170,40 @@ def test_merged_settings_under_the_slurm_profile(monkeypatch):
         "threads of every SLURM job; use `all` and pass --cores N on the command line"
     )
     assert "jobs" not in default_profile, "a `jobs` in the workflow profile caps SLURM jobs too"
+    assert "keep-going" not in default_profile, (
+        "a `keep-going` in the workflow profile overrides the slurm profile's keep-going: true"
+    )
+
+
+def test_a_local_run_stops_at_the_first_failure(monkeypatch):
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(ROOT)
+    _, args = parse_args(["-n", "paper"])
+    assert args.keep_going is False
+
+
+def test_training_chunks_get_the_time_limit_signal(rules):
+    """The resumable jobs (the GPU chunk rules) get SIGTERM ahead of the limit; nothing else
+    does (a job that cannot resume would only lose its last minutes)."""
+    resources = profile_gpu_rules()
+    for name, rule in rules.items():
+        extra = resources.get(name, {}).get("slurm_extra", "")
+        if rule["gpu"] and name.endswith("_chunk"):
+            assert extra == TIME_LIMIT_SIGNAL, (name, extra)
+        else:
+            assert "--signal" not in extra, (name, extra)
+
+
+def test_the_gres_alternative_replaces_the_gpus_request():
+    text = SLURM_PROFILE.read_text()
+    lines = ("\n    gpu_model: ?GPU_MODEL\n", "\n    # gpu: 0\n", "\n    # gres: ")
+    assert all(text.count(line) == 1 for line in lines), "the GRES alternative is not one block"
+    text = text.replace(lines[0], "\n").replace(lines[1], "\n    gpu: 0\n")
+    text = text.replace(lines[2], "\n    gres: ")
+    for rule, resources in profile_gpu_rules(text).items():
+        assert resources["gres"] == f"gpu:{GPU_MODEL}:1" and resources["gpu"] == 0, rule
+        assert "gpu_model" not in resources, rule
 
 
 def test_slurm_profile_site_block_sets_the_account():
@@ -227,7 +266,11 @@ def test_slurm_dry_run_sends_gpu_rules_to_one_l40s(rules, slurm_dry_run):
         assert job.resources.get("gpu") == "1", f"{job.rule}: gpu={job.resources.get('gpu')}"
         assert job.resources.get("slurm_partition") == GPU_PARTITION, (job.rule, job.resources)
         assert job.resources.get("gpu_model") == GPU_MODEL, (job.rule, job.resources)
-        assert "gres" not in job.resources and "slurm_extra" not in job.resources, job.rule
+        assert "gres" not in job.resources, job.rule
+        extra = job.resources.get("slurm_extra", "")
+        assert "--gres" not in extra and "--gpus" not in extra, (job.rule, extra)
+        if job.rule.endswith("_chunk"):
+            assert extra == TIME_LIMIT_SIGNAL, (job.rule, extra)
 
 
 def test_slurm_dry_run_sends_other_rules_to_the_cpu_partition(rules, slurm_dry_run):
