@@ -104,3 +104,28 @@ def test_save_figure_is_atomic_and_reproducible(tmp_path):
         io.save_figure(figure, tmp_path / "nosuffix")
     plt.close(figure)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.pdf", "a.png", "b.pdf"]
+
+
+def test_every_table_carries_a_provenance_record_in_its_metadata(tmp_path):
+    from gradmatch import provenance
+
+    source = frame()
+    source.attrs = {"scratch": "not written"}
+    io.write_parquet(source, tmp_path / "default.parquet")
+    assert source.attrs == {"scratch": "not written"}  # the caller's frame is left as it was
+    read = pd.read_parquet(tmp_path / "default.parquet")
+    assert set(read.attrs) == {"gradmatch"}
+    assert read.attrs["gradmatch"] == provenance.record()  # this process, from no settings
+    assert read.attrs["gradmatch"]["config_hash"] is None
+    given = {"commit": "c" * 40, "config_hash": "h" * 64, "device": "NVIDIA H200"}
+    io.write_parquet(frame(), tmp_path / "given.parquet", provenance=given)
+    assert io.read_provenance(tmp_path / "given.parquet") == given
+    assert pd.read_parquet(tmp_path / "given.parquet").attrs["gradmatch"] == given
+
+
+def test_read_provenance_names_a_missing_or_broken_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.parquet: no such parquet file"):
+        io.read_provenance(tmp_path / "nope.parquet")
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="bad.parquet: not a readable parquet table"):
+        io.read_provenance(tmp_path / "bad.parquet")

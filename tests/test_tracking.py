@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -100,9 +101,20 @@ def test_disabled_writes_nothing_and_never_imports_wandb(tmp_path):
         "        assert t.run_dir is None and not t.enabled\n"
         "print('wandb' in sys.modules)\n"
     )
+    env = {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
+        [sys.executable, "-c", script],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert result.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
+    # a mode left unset follows $WANDB_MODE=disabled the same way
+    unset = script.replace("{'mode': 'disabled',", "{'mode': None,")
+    result = subprocess.run(
+        [sys.executable, "-c", unset],
+        cwd=tmp_path, env={**env, "WANDB_MODE": "disabled"}, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
     assert result.stdout.strip() == "False"
     assert list(tmp_path.iterdir()) == []
 
@@ -115,6 +127,7 @@ def test_logging_outside_the_context_is_an_error(wandb_env):
 
 
 def test_project_and_entity_fall_back_to_environment_then_default(monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_PROJECT", raising=False)
     monkeypatch.delenv("WANDB_ENTITY", raising=False)
     assert resolve({"mode": "offline", "project": None, "entity": None}) == {
@@ -305,3 +318,109 @@ def test_the_workflow_channel_gradmatch_wandb_is_read_and_checked():
         from_environment({ENV_VAR: '{"mode": "cloud"}'})
     with pytest.raises(ValueError, match=r"^\$GRADMATCH_WANDB: key 'api_key': Extra inputs"):
         from_environment({ENV_VAR: '{"mode": "offline", "api_key": "x"}'})
+
+
+# ---- clusters: $WANDB_MODE, run ids that survive a retry, uploading offline runs ----
+
+
+def test_wandb_mode_is_followed_when_the_config_leaves_the_mode_unset(monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert resolve({"mode": None})["mode"] == "disabled"
+    for value, mode in (("offline", "offline"), ("dryrun", "offline"), ("disabled", "disabled"),
+                        ("online", "online"), ("run", "online")):  # fmt: skip
+        monkeypatch.setenv("WANDB_MODE", value)
+        assert resolve({"mode": None})["mode"] == mode
+        assert resolve(None)["mode"] == mode
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert resolve({"mode": "disabled"})["mode"] == "disabled"  # the config wins
+    monkeypatch.setenv("WANDB_MODE", "shared")
+    with pytest.raises(ValueError, match=r"\$WANDB_MODE is 'shared'.*wandb.mode in the config"):
+        resolve({"mode": None})
+
+
+def test_the_config_default_leaves_the_mode_unset_and_says_so():
+    from gradmatch import config as config_lib
+    from gradmatch.settings import Wandb
+
+    assert Wandb().mode is None
+    assert config_lib.resolve({})["wandb"]["mode"] is None
+    described = config_lib.json_schema()["$defs"]["Wandb"]["properties"]["mode"]["description"]
+    assert "$WANDB_MODE" in described
+
+
+def test_run_ids_are_the_same_for_a_retry_and_differ_for_another_job():
+    from gradmatch.tracking import run_id
+
+    config = {"lr": 0.05, "seeds": [1, 2]}
+    first = Tracker({"mode": "disabled"}, group="dropout", name="chunk-3", config=config)
+    retry = Tracker({"mode": "disabled"}, group="dropout", name="chunk-3", config=dict(config))
+    assert first.run_id == retry.run_id == run_id("dropout", "chunk-3", config)
+    assert len(first.run_id) == 24 and int(first.run_id, 16) >= 0
+    others = {
+        Tracker(None, group="dropout", name="chunk-4", config=config).run_id,
+        Tracker(None, group="igr", name="chunk-3", config=config).run_id,
+        Tracker(None, group="dropout", name="chunk-3", config={**config, "lr": 0.1}).run_id,
+    }
+    assert first.run_id not in others and len(others) == 3
+
+
+def test_a_retried_offline_job_writes_under_the_same_run_id(wandb_env, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the config leaves the mode unset
+    folders = []
+    for attempt in range(2):
+        with Tracker({"mode": None}, group="igr", name="chunk-0", config={"a": 1}) as tracker:
+            tracker.log({"loss": 1.0 / (attempt + 1)}, step=attempt)
+            folders.append(tracker.run_dir)
+    assert folders[0] != folders[1]  # W&B keeps one folder per attempt offline ...
+    ids = {next(folder.glob("run-*.wandb")).name for folder in folders}
+    assert ids == {f"run-{tracker.run_id}.wandb"}  # ... under one run id: one run once synced
+
+
+def _offline_folder(root: Path, name: str, synced: bool = False) -> Path:
+    folder = root / "wandb" / f"offline-run-20260101_000000-{name}"
+    folder.mkdir(parents=True)
+    (folder / f"run-{name}.wandb").write_bytes(b":W&B")
+    if synced:
+        (folder / f"run-{name}.wandb.synced").write_text("")
+    return folder
+
+
+def test_wandb_sync_uploads_only_the_folders_not_synced_yet(tmp_path):
+    from gradmatch.tracking import sync_offline, unsynced_runs
+
+    done = _offline_folder(tmp_path, "aaa", synced=True)
+    waiting = [_offline_folder(tmp_path, "bbb"), _offline_folder(tmp_path, "ccc")]
+    (tmp_path / "wandb" / "offline-run-empty").mkdir()  # a run killed before its log began
+    assert unsynced_runs(tmp_path) == waiting
+    calls = []
+
+    def runner(command, check):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    assert sync_offline(tmp_path, runner=runner, project="gm") == waiting
+    assert calls == [["wandb", "sync", "--project", "gm", "--mark-synced", *map(str, waiting)]]
+    assert str(done) not in calls[0]
+
+    def failing(command, check):
+        return subprocess.CompletedProcess(command, 1)
+
+    with pytest.raises(RuntimeError, match=r"exit status 1 for 2 run folder\(s\).*wandb login"):
+        sync_offline(tmp_path, runner=failing)
+
+
+def test_wandb_sync_command_with_nothing_to_upload_says_so(tmp_path, capsys):
+    from gradmatch.cli import main
+
+    assert main(["wandb-sync", "--dir", str(tmp_path)]) == 0
+    assert "no offline run under" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_wandb_sync_rule_runs_locally_without_network(workflow_copy, run_snakemake):
+    """The rule for real, in a copy of the workflow, with nothing waiting: no network needed."""
+    workdir = workflow_copy("wandb_sync")
+    log = run_snakemake(workdir, "--cores", "1", "wandb_sync")
+    assert "localrule wandb_sync:" in log
+    written = (workdir / "data" / "logs" / "report" / "wandb_sync.log").read_text()
+    assert "no offline run under data/generated/wandb is waiting to be uploaded" in written

@@ -2,16 +2,20 @@
 
 Every file the workflow produces is first written under a temporary name in the same folder and
 then renamed (``os.replace`` is atomic on POSIX), so a job killed midway never leaves a file that
-looks finished.
+looks finished. Every parquet table carries its provenance (:mod:`gradmatch.provenance`: commit,
+settings hash, versions, device, host, SLURM job) in its metadata, where
+``pd.read_parquet(path).attrs["gradmatch"]`` and :func:`read_provenance` find it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -39,13 +43,55 @@ def _current_umask() -> int:
     return mask
 
 
-def write_parquet(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` to ``path`` atomically, without the index, byte-identical for equal input."""
+def write_parquet(
+    frame: pd.DataFrame,
+    path: str | os.PathLike,
+    *,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``frame`` to ``path`` atomically, without the index, byte-identical for equal input.
+
+    The table carries ``provenance`` (a record of :mod:`gradmatch.provenance`; default: this
+    process's, :func:`gradmatch.provenance.record` from no settings) as
+    ``DataFrame.attrs["gradmatch"]``, stored by pandas in the parquet metadata; any other attrs
+    of ``frame`` are not written.
+    """
+    from gradmatch import provenance as provenance_lib
+
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"write_parquet needs a pandas DataFrame, got {type(frame).__name__}")
+    record = provenance_lib.record() if provenance is None else provenance
+    table = frame.reset_index(drop=True)
+    table.attrs = {provenance_lib.KEY: provenance_lib.canonical(dict(record))}
     with atomic_path(path) as tmp:
-        frame.reset_index(drop=True).to_parquet(tmp, engine="pyarrow", index=False)
+        table.to_parquet(tmp, engine="pyarrow", index=False)
     return Path(path)
+
+
+_ATTRS_KEY = b"PANDAS_ATTRS"  # where pandas keeps DataFrame.attrs in parquet metadata
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The provenance record of a parquet table (its schema metadata only, no data read), or
+    None for a table written before provenance was recorded."""
+    import pyarrow.parquet as pq
+
+    from gradmatch.provenance import KEY
+
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source}: no such parquet file; build it first (snakemake --cores 2 {source})"
+        )
+    try:
+        metadata = pq.read_schema(source).metadata or {}
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(
+            f"{source}: not a readable parquet table ({error}); delete it and rebuild it"
+        ) from None
+    if _ATTRS_KEY not in metadata:
+        return None
+    return json.loads(metadata[_ATTRS_KEY]).get(KEY)
 
 
 def read_parquet(path: str | os.PathLike, *, columns: list[str] | None = None) -> pd.DataFrame:

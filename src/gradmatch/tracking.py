@@ -4,9 +4,13 @@ W&B is a mirror for people who like dashboards; the parquet tables stay the sour
 no figure reads W&B. The global config key ``wandb`` selects the mode::
 
     wandb:
-      mode: disabled   # disabled | offline | online
+      mode: null       # disabled | offline | online; null: $WANDB_MODE, else disabled
       project: null    # default $WANDB_PROJECT, else "gradmatch"
       entity: null     # default $WANDB_ENTITY, else W&B's default entity
+
+A mode left unset follows ``$WANDB_MODE`` in the job's environment (W&B's own variable, which
+clusters often set per site or per job script: ``dryrun`` counts as offline, ``run`` as online);
+without it, tracking is disabled. A mode given in the config wins over ``$WANDB_MODE``.
 
 Usage in an experiment (``settings.wandb`` is the :class:`gradmatch.settings.Wandb` block)::
 
@@ -16,9 +20,15 @@ Usage in an experiment (``settings.wandb`` is the :class:`gradmatch.settings.Wan
             run.log({"train_loss": loss}, step=epoch)
         run.summary({"lambda_hat": lam})
 
-``disabled`` (also ``None``) imports nothing and writes nothing. ``offline`` writes one run
-folder under ``data/generated/wandb/`` (or ``$GRADMATCH_WANDB_DIR`` or the ``directory``
-argument); ``wandb sync`` uploads it later. ``online`` needs a login (``wandb login`` or
+``disabled`` imports nothing and writes nothing. ``offline`` writes one run folder under
+``data/generated/wandb/`` (or ``$GRADMATCH_WANDB_DIR`` or the ``directory`` argument);
+``gradmatch wandb-sync`` (the workflow's local rule ``wandb_sync``, on a node with internet)
+uploads the folders not uploaded yet, through ``wandb sync``.
+
+**One run per job, even when retried.** A run's id is a hash of its group, name and recorded
+settings (:func:`run_id`), and runs start with ``resume="allow"``: a job that SLURM requeues or
+Snakemake retries continues its W&B run instead of creating a duplicate, while a changed setting
+makes a new run. ``online`` needs a login (``wandb login`` or
 ``$WANDB_API_KEY``); the key is never passed through, logged or stored by gradmatch, and config
 values whose name looks like a credential (key, token, secret, password) are replaced by
 ``"<redacted>"`` before W&B sees them.
@@ -35,11 +45,14 @@ not a JSON object of ``mode``/``project``/``entity`` is an error naming the vari
 
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
 import os
 import re
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -100,15 +113,43 @@ def _scrub(value: Any, api_key: str | None) -> Any:
     return value
 
 
+# $WANDB_MODE values (W&B's own variable) -> our mode; W&B's "shared" mode is not supported
+ENV_MODES = {"disabled": "disabled", "offline": "offline", "dryrun": "offline"}
+ENV_MODES.update({"online": "online", "run": "online"})
+
+
+def environment_mode(environ: Mapping[str, str] | None = None) -> str | None:
+    """The mode ``$WANDB_MODE`` asks for, or None when it is unset or empty; a value W&B would
+    not accept here is a ValueError naming the variable."""
+    value = (os.environ if environ is None else environ).get("WANDB_MODE", "").strip()
+    if not value:
+        return None
+    if value not in ENV_MODES:
+        raise ValueError(
+            f"$WANDB_MODE is {value!r}; gradmatch follows it only as one of {sorted(ENV_MODES)}: "
+            "change or unset it, or set wandb.mode in the config (which wins over $WANDB_MODE)"
+        )
+    return ENV_MODES[value]
+
+
+def run_id(group: str, name: str, config: Mapping[str, Any]) -> str:
+    """The W&B run id of a job: the first 24 hex digits of the SHA-256 of its group (analysis),
+    name (chunk) and recorded settings as canonical JSON. Equal for a retry of the same job,
+    different for another chunk or another setting."""
+    text = json.dumps({"config": config, "group": group, "name": name}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
 def resolve(wandb_settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The effective ``{mode, project, entity}``: config first, then environment, then defaults."""
+    """The effective ``{mode, project, entity}``: config first, then environment (``$WANDB_MODE``,
+    ``$WANDB_PROJECT``, ``$WANDB_ENTITY``), then defaults."""
     settings = dict(wandb_settings or {})
     unknown = sorted(set(settings) - {"mode", "project", "entity"})
     if unknown:
         raise ValueError(
             f"wandb: unknown key(s) {unknown}; the wandb config takes mode, project and entity"
         )
-    mode = settings.get("mode") or "disabled"
+    mode = settings.get("mode") or environment_mode() or "disabled"
     if mode not in MODES:
         raise ValueError(f"wandb.mode: {mode!r} is not allowed; use one of {list(MODES)}")
     project = settings.get("project") or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
@@ -181,6 +222,7 @@ class Tracker:
         self.group = group
         self.name = name
         self.config = scrub(dict(config))
+        self.run_id = run_id(group, name, self.config)
         self.directory = Path(directory or os.environ.get("GRADMATCH_WANDB_DIR") or DEFAULT_DIR)
         self._run = None
 
@@ -213,6 +255,8 @@ class Tracker:
                 entity=self.entity,
                 group=self.group,
                 name=self.name,
+                id=self.run_id,
+                resume="allow",
                 config=self.config,
                 dir=str(self.directory.absolute()),
                 reinit="create_new",
@@ -286,6 +330,72 @@ class Tracker:
                 if isinstance(value, numbers.Real):
                     values[f"{label}/{key}"] = value.item() if hasattr(value, "item") else value
         self.summary(values)
+
+
+# ---- uploading offline runs: gradmatch wandb-sync (the workflow's local rule wandb_sync) ----
+
+
+def unsynced_runs(directory: str | os.PathLike = DEFAULT_DIR) -> list[Path]:
+    """The offline run folders under ``directory`` that ``wandb sync`` has not uploaded yet
+    (it leaves ``run-<id>.wandb.synced`` beside the run's log), oldest first."""
+    folders = sorted(Path(directory).glob("wandb/offline-run-*"))
+    return [
+        folder
+        for folder in folders
+        if any(folder.glob("run-*.wandb")) and not any(folder.glob("run-*.wandb.synced"))
+    ]
+
+
+def sync_offline(
+    directory: str | os.PathLike = DEFAULT_DIR,
+    *,
+    runner=subprocess.run,
+    project: str | None = None,
+    entity: str | None = None,
+) -> list[Path]:
+    """Upload every offline run folder not uploaded yet with ``wandb sync`` (one call; it marks
+    each folder synced), and return the folders. Needs the network and a login; a failure is
+    one RuntimeError with ``wandb sync``'s exit status, and the folders stay for a retry."""
+    folders = unsynced_runs(directory)
+    if not folders:
+        return []
+    command = ["wandb", "sync", "--mark-synced", *(str(folder) for folder in folders)]
+    if project:
+        command[2:2] = ["--project", project]
+    if entity:
+        command[2:2] = ["--entity", entity]
+    done = runner(command, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"`{' '.join(command[:3])} ...` failed with exit status {done.returncode} for "
+            f"{len(folders)} run folder(s) under {directory}; check the login (`wandb login`, "
+            "or WANDB_API_KEY) and the network on this node, then rerun (synced folders are "
+            "marked and skipped)"
+        )
+    return folders
+
+
+def add_arguments(parser) -> None:
+    """The options of ``gradmatch wandb-sync``."""
+    parser.add_argument(
+        "--dir", default=str(DEFAULT_DIR), help="the folder the offline runs were written under"
+    )
+    parser.add_argument("--project", default=None, help="W&B project (default: the run's)")
+    parser.add_argument("--entity", default=None, help="W&B entity (default: the run's)")
+
+
+def command(args) -> int:
+    """Run ``gradmatch wandb-sync``: upload the offline runs not uploaded yet."""
+    try:
+        folders = sync_offline(args.dir, project=args.project or None, entity=args.entity or None)
+    except RuntimeError as error:
+        print(f"gradmatch wandb-sync: error: {error}", file=sys.stderr)
+        return 1
+    if not folders:
+        print(f"wandb-sync: no offline run under {args.dir} is waiting to be uploaded")
+    for folder in folders:
+        print(f"wandb-sync: uploaded {folder}")
+    return 0
 
 
 # ---- reading offline runs back (tests, and users without a W&B account) ----

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import json
+import os
 import socket
 import threading
 from pathlib import Path
@@ -266,3 +268,154 @@ def test_download_settings_accept_http_https_and_file_mirrors():
     settings = config_lib.section_settings({"mnist": {"mirrors": mirrors}}, "mnist")
     assert settings.mirrors == tuple(mirrors)
     assert config_lib.section_settings({}, "mnist").mirrors == mnist.DEFAULT_MIRRORS
+
+
+# ---------------------------------------------------------------- a folder of one's own (mnist.dir)
+
+
+def own_folder(root: Path, n: int = 5) -> dict[str, bytes]:
+    """The four MNIST files as small plain IDX files under ``root``; their bytes by file stem."""
+    root.mkdir(exist_ok=True)
+    written = {}
+    for split in mnist.FILES:
+        write_split(root, split, n=n, compress=False, seed=len(split))
+    for stem in mnist.RAW_SHA256:
+        written[stem] = (root / stem).read_bytes()
+    return written
+
+
+def sums_of(contents: dict[str, bytes]) -> dict[str, str]:
+    return {stem: hashlib.sha256(data).hexdigest() for stem, data in contents.items()}
+
+
+def rename_dotted_and_regzip(root: Path, contents: dict[str, bytes], gzipped: set[str]) -> None:
+    """Rename every file to the dotted naming; gzip again (another tool's level) those named."""
+    for stem, data in contents.items():
+        (root / stem).unlink()
+        dotted = stem.replace("-idx", ".idx")
+        if stem in gzipped:
+            (root / f"{dotted}.gz").write_bytes(gzip.compress(data, compresslevel=1, mtime=123))
+        else:
+            (root / dotted).write_bytes(data)
+
+
+def test_candidate_names_cover_both_namings_with_and_without_gz():
+    assert mnist.candidate_names("train-images-idx3-ubyte") == (
+        "train-images-idx3-ubyte.gz",
+        "train-images-idx3-ubyte",
+        "train-images.idx3-ubyte.gz",
+        "train-images.idx3-ubyte",
+    )
+
+
+def test_a_folder_of_plain_and_regzipped_dotted_files_verifies_and_loads(tmp_path):
+    contents = own_folder(tmp_path / "own")
+    rename_dotted_and_regzip(tmp_path / "own", contents, {"train-images-idx3-ubyte"})
+    found = mnist.verify_folder(tmp_path / "own", sums_of(contents))
+    assert found["train-images-idx3-ubyte"]["path"].endswith("train-images.idx3-ubyte.gz")
+    assert found["t10k-labels-idx1-ubyte"]["path"].endswith("t10k-labels.idx1-ubyte")
+    assert (
+        found["train-images-idx3-ubyte"]["sha256"] == sums_of(contents)["train-images-idx3-ubyte"]
+    )
+    X, y = images.load_images("mnist", "train", root=tmp_path / "own")
+    assert X.shape == (5, 784) and y.shape == (5,)
+
+
+def test_a_modified_file_is_rejected_naming_it_and_both_sums(tmp_path):
+    contents = own_folder(tmp_path / "own")
+    sums = sums_of(contents)
+    bad = tmp_path / "own" / "t10k-images-idx3-ubyte"
+    changed = bytearray(contents["t10k-images-idx3-ubyte"])
+    changed[-1] ^= 0xFF  # one pixel
+    bad.write_bytes(bytes(changed))
+    with pytest.raises(mnist.ChecksumError) as caught:
+        mnist.verify_folder(tmp_path / "own", sums)
+    message = str(caught.value)
+    assert f"{bad}: sha256 {hashlib.sha256(bytes(changed)).hexdigest()}" in message
+    assert f"expected {sums['t10k-images-idx3-ubyte']}" in message
+    assert "train-images" not in message  # only the bad file is named
+    assert "mnist.dir" in message
+
+
+def test_a_missing_file_names_every_name_looked_for(tmp_path):
+    own_folder(tmp_path / "own")
+    (tmp_path / "own" / "train-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError) as caught:
+        mnist.verify_folder(tmp_path / "own")
+    message = str(caught.value)
+    assert "train-labels-idx1-ubyte.gz, train-labels-idx1-ubyte, train-labels.idx1-ubyte.gz" in (
+        message
+    )
+    assert "mnist.dir" in message
+
+
+def test_the_stamp_verifies_once_and_again_after_a_change(tmp_path, monkeypatch):
+    contents = own_folder(tmp_path / "own")
+    sums = sums_of(contents)
+    stamp = tmp_path / "stamp" / "verified.json"
+    assert mnist.write_stamp(tmp_path / "own", stamp, sums) is True
+    assert mnist.stamp_is_current(tmp_path / "own", stamp, sums)
+    read = []
+    real_read = mnist._read_bytes
+    monkeypatch.setattr(mnist, "_read_bytes", lambda path: read.append(path) or real_read(path))
+    assert mnist.write_stamp(tmp_path / "own", stamp, sums) is False
+    assert read == []  # the second call read no file
+    assert not mnist.stamp_is_current(tmp_path / "own", stamp)  # other sums: not this stamp
+    target = tmp_path / "own" / "train-labels-idx1-ubyte"
+    target.write_bytes(contents["train-labels-idx1-ubyte"])  # same bytes, a new mtime
+    os.utime(target, ns=(0, 10**9))
+    assert not mnist.stamp_is_current(tmp_path / "own", stamp, sums)
+    assert mnist.write_stamp(tmp_path / "own", stamp, sums) is True
+    assert len(read) == 4
+    assert [path.name for path in stamp.parent.iterdir()] == ["verified.json"]  # no temp left
+
+
+def test_verify_mnist_command_writes_the_stamp_or_names_the_bad_file(tmp_path, monkeypatch):
+    from gradmatch.cli import main
+
+    contents = own_folder(tmp_path / "own")
+    monkeypatch.setattr(mnist, "RAW_SHA256", sums_of(contents))
+    stamp = tmp_path / "verified.json"
+    assert main(["verify-mnist", "--dir", str(tmp_path / "own"), "--stamp", str(stamp)]) == 0
+    record = json.loads(stamp.read_text())
+    assert record["dir"] == str((tmp_path / "own").absolute())
+    assert (
+        record["files"]["t10k-labels-idx1-ubyte"]["sha256"]
+        == sums_of(contents)["t10k-labels-idx1-ubyte"]
+    )
+    monkeypatch.setattr(
+        mnist, "RAW_SHA256", {**sums_of(contents), "train-labels-idx1-ubyte": "0" * 64}
+    )
+    stamp.unlink()
+    assert main(["verify-mnist", "--dir", str(tmp_path / "own"), "--stamp", str(stamp)]) == 1
+    assert not stamp.exists()
+
+
+def test_the_decompressed_sums_and_sizes_are_those_of_the_published_files():
+    """Pinned: the SHA-256 of the four decompressed files as distributed (several public
+    projects list these beside the .gz sums of mnist.SHA256), and the IDX sizes they imply."""
+    published = """
+        ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db  train-images-idx3-ubyte
+        65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5  train-labels-idx1-ubyte
+        0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7  t10k-images-idx3-ubyte
+        ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2  t10k-labels-idx1-ubyte
+    """
+    pairs = (line.split() for line in published.strip().splitlines())
+    assert mnist.RAW_SHA256 == {name: digest for digest, name in pairs}
+    assert sorted(f"{stem}.gz" for stem in mnist.RAW_SHA256) == sorted(mnist.SHA256)
+    assert mnist.RAW_BYTES == {
+        "train-images-idx3-ubyte": 47_040_016,
+        "train-labels-idx1-ubyte": 60_008,
+        "t10k-images-idx3-ubyte": 7_840_016,
+        "t10k-labels-idx1-ubyte": 10_008,
+    }
+
+
+def test_the_mnist_dir_key_is_validated_and_described_in_the_schema():
+    settings = config_lib.section_settings({"mnist": {"dir": "/shared/datasets/mnist"}}, "mnist")
+    assert settings.dir == "/shared/datasets/mnist"
+    assert config_lib.section_settings({}, "mnist").dir is None
+    with pytest.raises(config_lib.ConfigError, match="mnist.dir"):
+        config_lib.section_settings({"mnist": {"dir": ""}}, "mnist")
+    described = config_lib.json_schema()["properties"]["mnist"]["properties"]["dir"]
+    assert "never downloads" in described["description"]

@@ -63,6 +63,7 @@ def dry_run(*args: str) -> str:
 @pytest.mark.parametrize(("preset", "downloads"), [("paper", True), ("config", False)])
 def test_dropout_chunks_need_the_download_only_with_mnist(preset, downloads):
     log = dry_run(
+        "--force",  # the target's job even where this checkout has built it already
         "--configfile",
         f"config/{preset}.yaml",
         "--",
@@ -70,3 +71,29 @@ def test_dropout_chunks_need_the_download_only_with_mnist(preset, downloads):
     )
     assert ("download_mnist" in log) is downloads
     assert "dropout_chunk" in log
+    # the download's params leave mnist.dir out: setting it never reruns a finished download
+    assert '"dir"' not in log
+
+
+@pytest.mark.slow
+def test_with_mnist_dir_the_jobs_read_that_folder_and_nothing_is_downloaded(tmp_path):
+    """mnist.dir: the DAG verifies the folder once (verify_mnist) and has no download job."""
+    own = tmp_path / "shared-mnist"
+    own.mkdir()
+    for stem in mnist.RAW_SHA256:  # small stand-ins under the dotted naming, gzipped
+        dotted = stem.replace("-idx", ".idx")
+        (own / f"{dotted}.gz").write_bytes(gzip.compress(stem.encode(), mtime=0))
+    preset = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    preset.setdefault("mnist", {})["dir"] = str(own)
+    (tmp_path / "own.yaml").write_text(yaml.safe_dump(preset))
+    log = dry_run(
+        "--configfile",
+        str(tmp_path / "own.yaml"),
+        "--",
+        "data/generated/dropout/chunks/members_0.parquet",
+    )
+    assert "download_mnist" not in log
+    assert "rule verify_mnist:" in log and "dropout_chunk" in log
+    assert f"gradmatch verify-mnist --dir {own}" in log
+    assert f'"mnist_dir": "{own}"' in log  # the jobs read MNIST in that folder
+    assert str(own / "train-images.idx3-ubyte.gz") in log

@@ -21,7 +21,9 @@ def load_images(
     """(X float32 (n, d) in [0, 1], y int64 (n,)) of data set ``name`` and ``split``.
 
     ``root`` is the folder holding the MNIST IDX files (required for mnist, unused for digits;
-    the workflow passes its MNIST folder as the setting ``mnist_dir``).
+    the workflow passes its MNIST folder as the setting ``mnist_dir``: the config key
+    ``mnist.dir`` when set, else its download folder). Either naming of the files, gzipped or
+    plain, is read (:func:`gradmatch.data.mnist.locate`).
     """
     if name not in DATASETS:
         raise ValueError(
@@ -39,7 +41,8 @@ def load_images(
     if root is None:
         raise ValueError(
             "dataset mnist needs the folder of its IDX files: set mnist_dir (the workflow "
-            "fills it), or use dataset: digits offline"
+            "fills it from config key mnist.dir, else its download folder), or use dataset: "
+            "digits offline"
         )
     images, labels = load_mnist(split, root)
     X = torch.from_numpy(images.astype("float32") / 255.0)

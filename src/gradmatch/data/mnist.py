@@ -5,10 +5,15 @@ Bytes 0-1 are zero, byte 2 the value type (0x08 = unsigned byte), byte 3 the num
 dimensions d, then d 32-bit sizes. Images have d = 3, (n, 28, 28), magic number 0x00000803 =
 2051; labels d = 1, (n,), magic 0x00000801 = 2049. Files may be gzipped (``*.gz``) or plain.
 
-Checksums: the SHA-256 sums of the gzipped files as distributed (60,000 train and 10,000 test
-images). The same four sums are published with the ``mnist`` package of guildai/packages
-(``mnist/PACKAGE``) and in ankane/torchvision-ruby (``lib/torchvision/datasets/mnist.rb``),
-which fetch from the mirrors listed in ``DEFAULT_MIRRORS``.
+Checksums: :data:`SHA256`, the SHA-256 sums of the gzipped files as distributed (60,000 train
+and 10,000 test images). The same four sums are published with the ``mnist`` package of
+guildai/packages (``mnist/PACKAGE``) and in ankane/torchvision-ruby
+(``lib/torchvision/datasets/mnist.rb``), which fetch from the mirrors listed in
+``DEFAULT_MIRRORS``. :data:`RAW_SHA256`, the sums of the four *decompressed* files, checks a
+folder a site already keeps (``mnist.dir``: plain IDX files, or gzipped again by any tool,
+under either naming of :func:`candidate_names`); several public projects list the same four
+values beside the ``.gz`` sums above and beside the decompressed sizes of :data:`RAW_BYTES`
+(16 + 784 n bytes of images, 8 + n of labels).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import sys
@@ -59,6 +65,20 @@ SHA256: dict[str, str] = {
     ),
 }
 
+# SHA-256 and size in bytes of the decompressed IDX files (what the gzipped files above unpack to)
+RAW_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+RAW_BYTES: dict[str, int] = {
+    "train-images-idx3-ubyte": 16 + 60_000 * 784,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 784,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
+
 DEFAULT_MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's first mirror
     "https://storage.googleapis.com/cvdf-datasets/mnist/",  # TensorFlow's mirror
@@ -85,8 +105,9 @@ def check_mirror(url: str) -> str:
 
 
 class DownloadSettings(Settings):
-    """The config section ``mnist``: where ``gradmatch download-mnist`` fetches the four
-    gzipped IDX files from, and the SHA-256 sums they must have (used with dataset: mnist)."""
+    """The config section ``mnist`` (used with dataset: mnist): a folder the site already keeps
+    MNIST in (``dir``), or else where ``gradmatch download-mnist`` fetches the four gzipped IDX
+    files from and the SHA-256 sums they must have."""
 
     mirrors: tuple[Annotated[str, AfterValidator(check_mirror)], ...] = Field(
         DEFAULT_MIRRORS,
@@ -99,6 +120,15 @@ class DownloadSettings(Settings):
         description="SHA-256 (64 hex digits) of each of the four .gz files, by file name",
     )
     timeout_s: float = Field(60.0, gt=0, description="seconds to wait for a mirror")
+    dir: str | None = Field(
+        None,
+        min_length=1,
+        description="a folder that already holds the four MNIST files (a shared dataset folder, "
+        "or one filled on a login node): plain or gzipped IDX, named train-images-idx3-ubyte "
+        "or train-images.idx3-ubyte, with or without .gz; checked once against the SHA-256 of "
+        "the decompressed files. Set, the workflow reads MNIST there and never downloads "
+        "(null: download into data/raw/mnist)",
+    )
 
     @model_validator(mode="after")
     def _all_files(self):
@@ -179,14 +209,32 @@ def read_idx(path: str | os.PathLike, magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _locate(root: Path, stem: str) -> Path:
-    for candidate in (root / f"{stem}.gz", root / stem):
-        if candidate.is_file():
-            return candidate
+def candidate_names(stem: str) -> tuple[str, ...]:
+    """The file names accepted for one MNIST file, in the order they are looked for: the names
+    as distributed (``train-images-idx3-ubyte``) and with a dot (``train-images.idx3-ubyte``,
+    as some mirrors and Kaggle copies name them), each gzipped (``.gz``) first, then plain."""
+    dotted = stem.replace("-idx", ".idx", 1)
+    return (f"{stem}.gz", stem, f"{dotted}.gz", dotted)
+
+
+def locate(root: str | os.PathLike, stem: str) -> Path:
+    """The file of MNIST file ``stem`` (e.g. ``train-images-idx3-ubyte``) under ``root``: the
+    first of :func:`candidate_names` that exists; FileNotFoundError naming them all else."""
+    folder = Path(root)
+    for name in candidate_names(stem):
+        if (folder / name).is_file():
+            return folder / name
     raise FileNotFoundError(
-        f"{root / stem}(.gz): MNIST file not found; download it with `gradmatch download-mnist "
-        f"--dest {root}` (or the workflow rule download_mnist), or use dataset: digits offline"
+        f"{folder}: no MNIST file {stem} (looked for {', '.join(candidate_names(stem))}); "
+        f"download it with `gradmatch download-mnist --dest {folder}` (or the workflow rule "
+        "download_mnist), point config key mnist.dir at a folder holding the four files, or "
+        "use dataset: digits offline"
     )
+
+
+def locate_all(root: str | os.PathLike) -> dict[str, Path]:
+    """MNIST file stem -> its file under ``root``, for all four files (see :func:`locate`)."""
+    return {stem: locate(root, stem) for stem in sorted(RAW_SHA256)}
 
 
 def load_mnist(split: str, root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +242,7 @@ def load_mnist(split: str, root: str | os.PathLike) -> tuple[np.ndarray, np.ndar
     if split not in FILES:
         raise ValueError(f"MNIST split {split!r} unknown; choose one of {sorted(FILES)}")
     folder = Path(root)
-    image_path, label_path = (_locate(folder, stem) for stem in FILES[split])
+    image_path, label_path = (locate(folder, stem) for stem in FILES[split])
     images = read_idx(image_path, IMAGE_MAGIC)
     labels = read_idx(label_path, LABEL_MAGIC)
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
@@ -207,6 +255,79 @@ def load_mnist(split: str, root: str | os.PathLike) -> tuple[np.ndarray, np.ndar
     if labels.size and labels.max() >= N_CLASSES:
         raise DataError(f"{label_path}: label {labels.max()} outside 0..9")
     return images.reshape(images.shape[0], -1), labels
+
+
+# ------------------------------------------------------------------ a folder of one's own
+
+
+def verify_folder(
+    root: str | os.PathLike, expected: Mapping[str, str] | None = None
+) -> dict[str, dict]:
+    """Check the four MNIST files under ``root`` against the SHA-256 of their decompressed
+    contents (:data:`RAW_SHA256`, or ``expected`` by file stem), so that a plain copy and one
+    gzipped again by another tool both pass.
+
+    Returns, by file stem, ``{"path", "size", "mtime_ns", "sha256"}`` of the file found (size
+    and modification time of the file on disk, the sum of its decompressed bytes): what
+    :func:`stamp_is_current` compares later. Files whose sums differ raise one ChecksumError naming
+    each file, the expected and the actual sum.
+    """
+    sums = dict(RAW_SHA256 if expected is None else expected)
+    found, wrong = {}, []
+    for stem, path in locate_all(root).items():
+        actual = hashlib.sha256(_read_bytes(path)).hexdigest()
+        if actual != sums[stem]:
+            wrong.append(f"{path}: sha256 {actual} (decompressed), expected {sums[stem]}")
+        stat = path.stat()
+        found[stem] = {
+            "path": str(path.absolute()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": actual,
+        }
+    if wrong:
+        raise ChecksumError(
+            f"{Path(root)}: not the published MNIST files: {'; '.join(wrong)}. Fix: replace "
+            "the file(s) with an unmodified copy (or download them: gradmatch download-mnist "
+            "--dest FOLDER), or leave config key mnist.dir unset to download MNIST"
+        )
+    return found
+
+
+def write_stamp(root: str | os.PathLike, stamp: str | os.PathLike, expected=None) -> bool:
+    """Verify the folder ``root`` once: unless ``stamp`` already records these very files
+    (:func:`stamp_is_current`), check them (:func:`verify_folder`) and record what was verified
+    in the JSON file ``stamp`` (atomically, outside the user's folder). True when it verified."""
+    sums = dict(RAW_SHA256 if expected is None else expected)
+    if stamp_is_current(root, stamp, sums):
+        return False
+    files = verify_folder(root, sums)
+    record = {"dir": str(Path(root).absolute()), "expected": sums, "files": files}
+    with atomic_path(stamp) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return True
+
+
+def stamp_is_current(
+    root: str | os.PathLike, stamp: str | os.PathLike, expected: Mapping[str, str] | None = None
+) -> bool:
+    """Whether ``stamp`` (from :func:`write_stamp`) verified the files under ``root`` as they
+    are now, against the same sums: the same folder, the same files, with the same sizes and
+    modification times."""
+    sums = dict(RAW_SHA256 if expected is None else expected)
+    try:
+        record = json.loads(Path(stamp).read_text())
+        verified = record["files"]
+        if record["dir"] != str(Path(root).absolute()) or record["expected"] != sums:
+            return False
+        for stem, path in locate_all(root).items():
+            stat = path.stat()
+            now = {"path": str(path.absolute()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+            if any(verified[stem].get(key) != value for key, value in now.items()):
+                return False
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # no stamp, or not one of ours: verify again
+    return True
 
 
 # ------------------------------------------------------------------ download
