@@ -26,6 +26,9 @@ def test_fig2_has_28_contour_levels_no_ticks_and_both_arrow_kinds(flow_tables):
     assert list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
     labels = {text.get_text() for text in ax.get_legend().get_texts()}
     assert {"Full-batch step", "Minibatch step", "Gradient flow trajectory"} <= labels
+    steps = flow_tables["sgd_steps"]
+    batch = len(str(steps["batch_indices"].iloc[0]).split())
+    assert f"SGD iterates ({len(steps)} steps, batch {batch})" in labels
     plt.close(figure)
 
 

@@ -54,7 +54,19 @@ def test_non_positive_means_are_counted_not_drawn():
     frame.loc[frame["lambda_true_l1"] == 1e-3, "lambda_hat_l1_lstsq"] = -1.0
     figure = fig3.draw({"summary": frame})
     texts = [text.get_text() for text in figure.axes[0].texts]
-    assert texts == ["3 mean(s) ≤ 0 not shown"]
+    n = frame["seed"].nunique()
+    assert texts == [f"n = {n} seeds per point\n3 mean(s) ≤ 0 not shown"]
+
+
+def test_each_panel_states_the_seeds_behind_each_point_from_the_table():
+    frame = _summary(methods=("lstsq",))
+    n = frame["seed"].nunique()
+    figure = fig3.draw({"summary": frame})
+    assert [ax.texts[0].get_text() for ax in figure.axes] == [f"n = {n} seeds per point"] * 2
+    # one seed fewer in one cell: the range is stated, read from the counts
+    dropped = frame.drop(index=frame.index[0])
+    figure = fig3.draw({"summary": dropped})
+    assert figure.axes[0].texts[0].get_text() == f"n = {n - 1}–{n} seeds per point"
 
 
 def test_refuses_tables_without_estimates_or_columns():

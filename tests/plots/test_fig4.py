@@ -47,7 +47,18 @@ def fig4_tables() -> dict[str, pd.DataFrame]:
 def test_fig4_draws_five_panels_with_colorbars(fig4_tables):
     figure = fig4.draw(fig4_tables)
     titles = [ax.get_title() for ax in figure.axes]
-    assert r"Theory $\Lambda^{(500)}$" in titles and r"diag($\hat q$)" in titles
+    assert r"Theory $\Lambda^{(500)}$" in titles and r"diag($\hat q$), 1 endpoint" in titles
+    # how many endpoints stand behind each panel, read from the tables
+    m = int(fig4_tables["fixed_estimate"]["m"].max())
+    assert rf"$\hat\Lambda$, $m={m}$ endpoints, fixed $t$" in titles
+    checkpoints = fig4_tables["ridge_trace"]["step"].nunique()
+    assert f"one trajectory, {checkpoints} checkpoints" in titles
+    distance = fig4_tables["variable_distance"]
+    pools, endpoints = distance["pool"].nunique(), int(distance["m"].max())
+    legends = [
+        t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+    ]
+    assert f"mean ± 1.96 SE ({pools} pools of {endpoints} endpoints)" in legends
     labels = {ax.get_xlabel() for ax in figure.axes}
     assert "Gradient descent steps $t$" in labels
     assert "Number of distinct training endpoints $m$" in labels

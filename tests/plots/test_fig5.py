@@ -30,23 +30,43 @@ def members_table(depths=(1, 3), widths=(32, 64), rates=(0.0, 0.25, 0.5), seeds=
     return pd.DataFrame(rows)
 
 
-def test_draw_builds_one_facet_per_depth_width():
-    figure = fig5.draw({"members": members_table()})
+def test_draw_shows_only_architectures_with_a_dropout_layer():
+    table = members_table()
+    figure = fig5.draw({"members": table})
     facets = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
-    assert len(facets) == 4
-    assert (
-        figure._suptitle.get_text()
-        == "Implicit L2 penalty of dropout\ndigits, 3 seeds, preset default"
+    assert len(facets) == 2  # depth 3 × widths 32, 64; depth 1 has no dropout layer
+    assert figure._suptitle.get_text() == (
+        "Implicit L2 penalty of dropout\ndigits, 3 seeds, preset default\n"
+        "depth 1 not shown: no dropout layer"
     )
     titles = sorted(ax.get_title() for ax in facets)
-    assert titles[0] == "depth 1, width 32\nno dropout layer\nSpearman ρ = 0.90"
-    assert titles[2] == "depth 3, width 32\nSpearman ρ = 0.90"
+    assert titles[0] == "depth 3, width 32\nSpearman ρ = 0.9\nnetworks: 3 rates × 3 seeds"
     bottom = facets[-1]
     assert [t.get_text() for t in bottom.get_xticklabels()] == ["0", "0.25", "0.5"]
     scatters = [c for c in bottom.collections if isinstance(c, PathCollection)]
     assert sum(len(c.get_offsets()) for c in scatters) == 9  # 3 rates × 3 seeds
     assert len(bottom.collections) - len(scatters) == 3  # one violin per rate
     plt.close(figure)
+
+
+def test_facet_title_prints_the_tables_rho_as_the_claims_table_does():
+    table = members_table(depths=(2,), widths=(32,))
+    table["spearman_rate_lambda_lstsq"] = 0.78125
+    figure = fig5.draw({"members": table})
+    (facet,) = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    assert "Spearman ρ = 0.7812" in facet.get_title()
+    assert "not shown" not in figure._suptitle.get_text()
+    table.loc[0, "spearman_rate_lambda_lstsq"] = 0.5
+    with pytest.raises(ValueError, match="takes 2 values at depth 2, width 32"):
+        fig5.draw({"members": table})
+    plt.close(figure)
+
+
+def test_a_table_without_any_dropout_layer_is_refused():
+    with pytest.raises(
+        ValueError, match="no architecture with a dropout layer among depths \\[1\\]"
+    ):
+        fig5.draw({"members": members_table(depths=(1,))})
 
 
 def test_missing_column_raises():

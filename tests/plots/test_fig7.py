@@ -28,6 +28,13 @@ def test_fig7_draws_six_panels(fig7_tables):
     figure = fig7.draw(fig7_tables)
     titles = [ax.get_title() for ax in figure.axes]
     assert r"$\hat\Lambda_{m=12}$" in titles
+    m = int(fig7_tables["distance"]["m"].max())
+    assert f"one stacked sequence, m = 1..{m}" in titles
+    pools = fig7_tables["sigma_sweep"]["pool"].nunique()
+    legends = [
+        t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+    ]
+    assert f"bootstrap, mean ± 1.96 SE ({pools} pools)" in legends
     assert len(figure.axes) == 4 + 4 + 2  # heatmaps, their colorbars, E, F
     plt.close(figure)
 

@@ -42,6 +42,13 @@ def test_figS1_draws_each_case_in_both_panels():
     ax_a, ax_b = figure.axes
     assert len(ax_a.get_lines()) == 2 * 2 + 2  # two flows per case, two legend stand-ins
     assert len(ax_b.get_lines()) == 2 + 1  # one ratio per case, the level-1 line
+    # one trajectory per case, and each case's last-step ratio as the claims table prints it
+    assert ax_b.get_title() == "(b) modified over original (2 trajectories)"
+    labels = [text.get_text() for text in ax_b.get_legend().get_texts()]
+    assert labels == [
+        "linear η=0.01: ratio 0.01 at step 4",
+        "MLP tanh η=0.01: ratio 0.01 at step 4",
+    ]
     plt.close(figure)
 
 

@@ -71,6 +71,12 @@ def test_smoke_paper_builds_pdf_with_every_figure_and_the_claims_table(tmp_path)
     assert _normalise("Claims table") in text
     for claim_id in claims["claim_id"]:
         assert _normalise(claim_id) in text, f"claim {claim_id} missing from the PDF's claims table"
+    # each claim names the paper's sentence it checks, and the report prints it
+    assert claims["source"].str.len().gt(0).all() and "fig4b.exact_from_6" not in set(
+        claims["claim"]
+    )
+    for source in claims["source"].unique():
+        assert _normalise(source)[:60] in text, f"claims table lacks the source {source!r}"
     # the body text never writes FAIL in capitals: only verdicts (table and macros) do
     assert raw.count("FAIL") >= int((claims["verdict"] == "FAIL").sum())
 

@@ -20,6 +20,7 @@ NEEDS = {
         "full_step_2",
         "batch_step_1",
         "batch_step_2",
+        "batch_indices",
     ],
     "markers": ["marker", "theta_1", "theta_2"],
     "loss_grid": ["grid_row", "grid_col", "theta_1", "theta_2", "loss"],
@@ -59,7 +60,7 @@ def _draw_landscape(ax, grid: pd.DataFrame) -> None:
     ax.set(xlim=(theta_1.min(), theta_1.max()), ylim=(theta_2.min(), theta_2.max()))
 
 
-def _draw_paths(ax, path: pd.DataFrame, markers: pd.DataFrame) -> None:
+def _draw_paths(ax, path: pd.DataFrame, markers: pd.DataFrame, sgd_text: str) -> None:
     flow = path[path["path"] == "gradient_flow"].sort_values("step")
     sgd = path[path["path"] == "sgd"].sort_values("step")
     if flow.empty or sgd.empty:
@@ -81,7 +82,7 @@ def _draw_paths(ax, path: pd.DataFrame, markers: pd.DataFrame) -> None:
         color=style.COLORS["minibatch"],
         edgecolors="black",
         linewidths=0.6,
-        label="SGD iterates",
+        label=sgd_text,
     )
     star, start = (_marker(markers, name) for name in ("theta_star", "theta_0"))
     ax.scatter(
@@ -102,6 +103,14 @@ def _marker(markers: pd.DataFrame, name: str) -> tuple[float, float]:
     if len(rows) != 1:
         raise ValueError(f"fig2: table 'markers' needs exactly one row for {name!r}")
     return float(rows["theta_1"].iloc[0]), float(rows["theta_2"].iloc[0])
+
+
+def sgd_label(steps: pd.DataFrame) -> str:
+    """The SGD legend entry with its step count and batch size, read from ``sgd_steps``."""
+    sizes = {len(str(indices).split()) for indices in steps["batch_indices"]}
+    if len(sizes) != 1:
+        raise ValueError(f"fig2: table 'sgd_steps' mixes batch sizes {sorted(sizes)}")
+    return f"SGD iterates ({len(steps)} steps, batch {sizes.pop()})"
 
 
 def _draw_steps(ax, steps: pd.DataFrame) -> None:
@@ -137,7 +146,7 @@ def draw(tables: dict[str, pd.DataFrame]) -> Figure:
     with style.context():
         fig, ax = plt.subplots(figsize=style.figure_size(4.0, aspect=0.88 * min(span, 2.0) + 0.38))
         _draw_landscape(ax, grid)
-        _draw_paths(ax, tables["path"], tables["markers"])
+        _draw_paths(ax, tables["path"], tables["markers"], sgd_label(tables["sgd_steps"]))
         _draw_steps(ax, tables["sgd_steps"])
         ax.set(xlabel=r"$\theta_1$", ylabel=r"$\theta_2$", xticks=[], yticks=[], aspect="equal")
         for side in ("top", "right"):

@@ -3,8 +3,9 @@
 Columns: λ1 recovery (x = true λ1, one line per true λ2) and λ2 recovery (roles swapped), both
 log–log with a dashed diagonal for perfect recovery, as in the paper. Rows: one per estimator in
 the table, the authors' stochastic Adam fit first (the paper's figure), then the exact
-least-squares solution. Error bars are ±1 standard error over seeds, std(ddof=1)/√n. A mean
-λ̂ ≤ 0 cannot sit on a log axis: such points are left out and counted in the panel.
+least-squares solution. Error bars are ±1 standard error over seeds, std(ddof=1)/√n; each
+panel states n, the seeds behind each point, counted in the table. A mean λ̂ ≤ 0 cannot sit on
+a log axis: such points are left out and counted in the panel.
 """
 
 from __future__ import annotations
@@ -65,9 +66,16 @@ def _panel(ax, table: pd.DataFrame, penalty: str, colors) -> None:
         title=rf"True ${other_symbol}$", loc="upper left", bbox_to_anchor=(1.01, 1.0),
         fontsize=7, title_fontsize=7,
     )  # fmt: skip
-    if hidden:
-        ax.text(0.98, 0.02, f"{hidden} mean(s) ≤ 0 not shown", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=7, color="dimgray")  # fmt: skip
+    notes = [seeds_note(table)] + ([f"{hidden} mean(s) ≤ 0 not shown"] if hidden else [])
+    ax.text(0.98, 0.02, "\n".join(notes), transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=7, color="dimgray")  # fmt: skip
+
+
+def seeds_note(table: pd.DataFrame) -> str:
+    """ "n = 3 seeds per point" (or "n = 2–3 ..." where cells differ), from the table's counts."""
+    low, high = int(table["n"].min()), int(table["n"].max())
+    count = f"{low}" if low == high else f"{low}–{high}"
+    return f"n = {count} seed{'s' if high != 1 else ''} per point"
 
 
 def _limits(table: pd.DataFrame) -> tuple[float, float]:

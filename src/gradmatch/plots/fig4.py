@@ -48,7 +48,7 @@ def _panel_b(fig, ax, estimate: pd.DataFrame, t: int) -> None:
             f"theory panel at t = {t}; rebuild both from one config"
         )
     rows = estimate[estimate["m"] == m]
-    title = rf"$\hat\Lambda$, $m={m}$, fixed $t$"
+    title = rf"$\hat\Lambda$, $m={m}$ endpoints, fixed $t$"
     _ols.heatmap(fig, ax, _ols.matrix(rows, FIGURE, "table 'fixed_estimate'"), title)
 
 
@@ -57,7 +57,7 @@ def _panel_c(fig, spec, endpoint: pd.DataFrame) -> None:
     rows = rows.sort_values("coordinate")
     grid = spec.subgridspec(1, 5, width_ratios=[3.0, 1.6, 0.3, 0.3, 0.3], wspace=0.1)
     ax_q = fig.add_subplot(grid[0])
-    _ols.heatmap(fig, ax_q, np.diag(rows["q_hat_lstsq"].to_numpy()), r"diag($\hat q$)")
+    _ols.heatmap(fig, ax_q, np.diag(rows["q_hat_lstsq"].to_numpy()), r"diag($\hat q$), 1 endpoint")
     _ols.panel_label(ax_q, "C")
     columns = {
         r"$\hat\theta^{\Lambda}$": rows["theta_retrained_lstsq"],
@@ -113,7 +113,7 @@ def _panel_d(ax, distance: pd.DataFrame) -> None:
         summary["mean"],
         summary["half"],
         "tab:blue",
-        f"mean ± 1.96 SE ({pools} pools)",
+        f"mean ± 1.96 SE ({pools} pools of {int(distance['m'].max())} endpoints)",
         lw=1.4,
     )
     ax.set_yscale("log")
@@ -151,6 +151,7 @@ def _panel_e(ax, trace: pd.DataFrame) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("Gradient descent steps $t$")
     ax.set_ylabel(r"Scalar ridge penalty $\hat\lambda_t$")
+    ax.set_title(f"one trajectory, {trace['step'].nunique()} checkpoints", fontsize=8)
     ax.legend(loc="lower left", fontsize=7)
 
 

@@ -54,6 +54,7 @@ def _panel_e(ax, distance: pd.DataFrame, marks: list[int]) -> None:
         label=r"zero baseline $\|\Lambda^{(t)}\|_F$",
     )
     ax.set_yscale("log")
+    ax.set_title(f"one stacked sequence, m = 1..{int(distance['m'].max())}", fontsize=8)
     ax.set_xlabel("Number of stacked endpoints $m$")
     ax.set_ylabel(r"$\|\hat\Lambda_m - \Lambda^{(t)}\|_F$")
     ax.legend(loc="upper right", fontsize=7)

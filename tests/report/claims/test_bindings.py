@@ -90,7 +90,8 @@ def test_fig5_fig6_and_figS1_claims_evaluate_on_the_experiments_tables(tables):
     assert table.loc["fig6.slope", "dataset"] == "digits"
     assert table.loc["figS1.closer.mlp_tanh", "dataset"] == "digits"
     assert table.loc["figS1.closer.linear_eta0.01", "dataset"] == "synthetic"
-    assert table.loc["fig6.slope", "source"] == tables["igr.runs"]
+    assert table.loc["fig6.slope", "inputs"] == tables["igr.runs"]
+    assert table.loc["fig6.slope", "source"].startswith("Sec. 3 (Fig. 6)")
     for statement in table["statement"]:
         assert claims.tex_escape(statement)
     for detail in table["detail"]:

@@ -8,14 +8,15 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from gradmatch import experiments, io
 from gradmatch.report import claims
 
 IDS = [
-    "ridge.exact", "fig3.band", "fig4c.retrain", "fig4b.exact_from_p", "fig4b.exact_from_6",
-    "fig4d.decreasing", "fig4e.trace", "fig7.bootstrap", "fig7.sigma", "fig5.monotone",
-    "fig6.slope", "fig6.calibration", "figS1.closer",
+    "ridge.exact", "fig3.band", "fig4c.retrain", "fig4b.exact_from_p", "fig4d.decreasing",
+    "fig4e.trace", "fig7.bootstrap", "fig7.sigma", "fig5.monotone", "fig6.slope",
+    "fig6.calibration", "figS1.closer",
 ]  # fmt: skip
 
 
@@ -24,11 +25,31 @@ def test_registered_claims_in_table_order_with_latex_statements_and_known_analys
     assert [claim.id for claim in registered] == IDS
     for claim in registered:
         assert claims.tex_escape(claim.statement)
+        assert claims.tex_escape(claim.source) and claims.tex_escape(claim.ours)
         for table_id in claim.tables:
             analysis, _ = table_id.split(".")
             assert analysis in experiments.names(), (claim.id, table_id)
     figures = {claim.id.split(".")[0] for claim in registered} - {"ridge"}
     assert figures == {"fig3", "fig4b", "fig4c", "fig4d", "fig4e", "fig5", "fig6", "fig7", "figS1"}
+
+
+def test_every_claim_names_its_paper_sentence_and_marks_our_criteria():
+    """Each claim quotes the paper (a section, then the sentence in quotes); every threshold,
+    band or tolerance that the paper does not state is marked as ours, with its number."""
+    for claim in claims.registered():
+        section, _, sentence = claim.source.partition(":")
+        assert section.strip()[:4] in {"Sec.", "App."}, (claim.id, claim.source)
+        assert "“" in sentence and "”" in sentence, (claim.id, claim.source)
+        assert claim.ours, f"{claim.id}: every registered criterion has a number of ours"
+    with pytest.raises(ValueError, match="claim 'x' names no source"):
+        claims.Claim("x", "Fig. 0", "x", ("demo.t",), lambda t: claims.at_most(0, 1))
+
+
+def test_the_fig4b_claim_is_the_rank_one():
+    """m ≥ 6 (10m ≥ 55 equations) is not the paper's and is wrong: the stacked design has rank
+    55 − (p−m)(p−m+1)/2; only m ≥ p = 10 is registered."""
+    fig4b = [claim.id for claim in claims.registered() if claim.figure == "Fig. 4B"]
+    assert fig4b == ["fig4b.exact_from_p"]
 
 
 def test_import_and_required_tables_do_not_execute_torch():
@@ -50,7 +71,9 @@ def test_command_reads_table_ids_writes_outputs_and_exits_strict(tmp_path, monke
     path = tmp_path / "t.parquet"
     io.write_parquet(pd.DataFrame({"x": [1.0], "preset": "smoke"}), path)
     verdicts = {"d1": claims.not_applicable("none"), "d3": claims.at_least(0.9, 0.8)}
-    claim = claims.Claim("c", "Fig. 5", "facets", ("demo.t",), lambda t: dict(verdicts))
+    claim = claims.Claim(
+        "c", "Fig. 5", "facets", ("demo.t",), lambda t: dict(verdicts), source="Sec. 3: “x”."
+    )
     monkeypatch.setattr(claims.registry, "registered", lambda: (claim,))
     parser = argparse.ArgumentParser()
     claims.add_arguments(parser)

@@ -11,6 +11,8 @@ from gradmatch.report.claims import fig1, registry
 from gradmatch.report.claims.outcomes import at_least, at_most, not_applicable
 from gradmatch.report.claims.registry import Claim
 
+SRC = "Sec. 0: “a demo sentence”."
+
 
 def _table(tmp_path, frame: pd.DataFrame, name: str = "t") -> str:
     path = tmp_path / f"{name}.parquet"
@@ -22,7 +24,7 @@ def test_table_ids_must_name_analysis_and_table():
     assert registry.split_table_id("ols_endpoint.endpoint") == ("ols_endpoint", "endpoint")
     for bad in ("ols_endpoint", ".endpoint", "ols_endpoint.", "a.b.c"):
         with pytest.raises(ValueError, match="'<analysis>.<table>'"):
-            Claim("x", "Fig. 0", "x", (bad,), lambda t: at_most(0, 1))
+            Claim("x", "Fig. 0", "x", (bad,), lambda t: at_most(0, 1), source=SRC)
 
 
 def test_required_tables_are_sorted_ids_of_every_registered_claim():
@@ -34,7 +36,7 @@ def test_required_tables_are_sorted_ids_of_every_registered_claim():
 
 
 def test_missing_path_and_missing_file_name_the_table(tmp_path):
-    claim = Claim("demo.claim", "Fig. 0", "demo", ("demo.t",), lambda t: at_most(0, 1))
+    claim = Claim("demo.claim", "Fig. 0", "demo", ("demo.t",), lambda t: at_most(0, 1), source=SRC)
     with pytest.raises(registry.MissingTableError, match=r"--input demo\.t=PATH"):
         registry.evaluate_claims([claim], paths={})
     with pytest.raises(registry.MissingTableError, match=r"'demo\.t' is missing: .*nope\.parquet"):
@@ -42,7 +44,7 @@ def test_missing_path_and_missing_file_name_the_table(tmp_path):
 
 
 def test_unknown_table_ids_are_refused(tmp_path):
-    claim = Claim("demo.claim", "Fig. 0", "demo", ("demo.t",), lambda t: at_most(0, 1))
+    claim = Claim("demo.claim", "Fig. 0", "demo", ("demo.t",), lambda t: at_most(0, 1), source=SRC)
     path = _table(tmp_path, pd.DataFrame({"x": [1.0]}))
     with pytest.raises(ValueError, match=r"unknown table id\(s\) \['demo\.u'\]"):
         registry.evaluate_claims([claim], paths={"demo.t": path, "demo.u": path})
@@ -50,25 +52,28 @@ def test_unknown_table_ids_are_refused(tmp_path):
 
 def test_failed_and_not_applicable_rows_stay_in_the_table(tmp_path):
     path = _table(tmp_path, pd.DataFrame({"x": [1.0, 2.0], "preset": "smoke", "dataset": "digits"}))
-    good = Claim("a.good", "Fig. 9", "λ small", ("demo.t",), lambda t: at_most(1, 2))
+    good = Claim("a.good", "Fig. 9", "λ small", ("demo.t",), lambda t: at_most(1, 2), source=SRC)
     facets = Claim(
         "b.facets",
         "Fig. 9",
         "per facet",
         ("demo.t",),
         lambda t: {"d1": not_applicable("none"), "d3": at_least(0.1, 0.8)},
+        source=SRC,
+        ours="0.8, ours",
     )
     table = registry.evaluate_claims([good, facets], paths={"demo.t": path})
     assert list(table.columns) == [
-        "claim_id", "claim", "figure", "statement", "measured", "criterion", "passed", "verdict",
-        "detail", "preset", "dataset", "source",
+        "claim_id", "claim", "figure", "statement", "source", "ours", "measured", "criterion",
+        "passed", "verdict", "detail", "preset", "dataset", "inputs",
     ]  # fmt: skip
     assert list(table["claim_id"]) == ["a.good", "b.facets.d1", "b.facets.d3"]
     assert list(table["claim"]) == ["a.good", "b.facets", "b.facets"]
     assert list(table["verdict"]) == ["pass", "n/a", "FAIL"]
     assert list(table["statement"]) == ["λ small", "per facet (d1)", "per facet (d3)"]
     assert set(table["preset"]) == {"smoke"} and set(table["dataset"]) == {"digits"}
-    assert set(table["source"]) == {path}
+    assert set(table["inputs"]) == {path} and set(table["source"]) == {SRC}
+    assert list(table["ours"]) == ["", "0.8, ours", "0.8, ours"]
 
 
 def test_tables_reach_evaluate_in_the_order_the_claim_lists_them(tmp_path):
@@ -76,10 +81,12 @@ def test_tables_reach_evaluate_in_the_order_the_claim_lists_them(tmp_path):
         "demo.a": _table(tmp_path, pd.DataFrame({"x": [1.0]}), "a"),
         "demo.b": _table(tmp_path, pd.DataFrame({"x": [5.0]}), "b"),
     }
-    claim = Claim("c", "Fig. 0", "c", ("demo.b", "demo.a"), lambda b, a: at_most(b.x[0], a.x[0]))
+    claim = Claim(
+        "c", "Fig. 0", "c", ("demo.b", "demo.a"), lambda b, a: at_most(b.x[0], a.x[0]), source=SRC
+    )
     row = registry.evaluate_claims([claim], paths=paths).iloc[0]
     assert row["measured"] == 5.0 and row["verdict"] == "FAIL"
-    assert row["source"] == f"{paths['demo.b']}, {paths['demo.a']}"
+    assert row["inputs"] == f"{paths['demo.b']}, {paths['demo.a']}"
     assert row["preset"] == "unknown" and row["dataset"] == "synthetic"
 
 

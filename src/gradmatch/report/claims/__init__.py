@@ -12,12 +12,17 @@ never as a pass. A missing input table is an error that names it.
 
 Outputs (:mod:`gradmatch.report.claims.latex`): the claims table (one row per claim:
 ``claim_id``, ``claim`` (the id without a facet suffix), ``figure``, ``statement``,
+``source`` (the sentence of the paper it checks: section and paraphrase), ``ours`` (the part of
+the criterion that is our reading, with the reason for its number; empty when none),
 ``measured``, ``criterion``, ``passed``, ``verdict`` (pass | FAIL | n/a), ``detail``,
-``preset``, ``dataset``, ``source`` (the input paths)) and LaTeX fragments for the report:
+``preset``, ``dataset``, ``inputs`` (the input paths); ``gradmatch claims`` adds ``commit``
+after ``preset``: the commit(s) of the tables the claim read, from their provenance,
+:mod:`gradmatch.report.provenance`) and LaTeX fragments for the report:
 ``claims.tex`` (the table) and ``claims-macros.tex``
-(``\\claim{<id>}{measured|criterion|verdict|detail|preset|dataset}`` for the text, and for a
-claim checked per facet ``\\claim{<claim>}{tally|rows|preset|dataset}``, whose facet names
-depend on the config).
+(``\\claim{<id>}{measured|criterion|verdict|detail|source|ours|preset|dataset}`` for the text,
+and for a claim checked per facet
+``\\claim{<claim>}{tally|rows|details|criterion|source|ours|preset|dataset}``, whose facet
+names depend on the config).
 """
 
 from __future__ import annotations
@@ -120,11 +125,15 @@ def command(args: argparse.Namespace) -> int:
             raise ValueError(f"claims: --input takes TABLE_ID=PATH, got {pair!r}")
         paths[table_id] = value
     table = evaluate_claims(paths=paths)
+    from gradmatch.report.provenance import with_commits  # it imports this package
+
+    table, origin = with_commits(table, paths)  # the commit column, from the inputs' metadata
     if args.out:
-        io.write_parquet(table, args.out)
+        io.write_parquet(table, args.out, provenance=origin)
     if args.tex:
         write_text(claims_latex(table), args.tex)
     if args.macros:
         write_text(claims_macros(table), args.macros)
     print(claims_text(table))
+    print(f"tables from commit(s) {', '.join(sorted(set(table['commit'])))} (column commit)")
     return 3 if args.strict and (table["verdict"] == "FAIL").any() else 0

@@ -19,12 +19,28 @@ from gradmatch.report.claims.registry import Claim
 
 SLOPE_TOL = 0.25  # |slope − 1| of log λ̂ on log(ηp/4)
 CALIBRATION_DECADES = 0.5  # median |log10(λ̂ / (ηp/4))|
+SOURCE = (
+    "Sec. 3 (Fig. 6): λ̂ is estimated from trajectory deviations and compared “to the "
+    "analytic value derived by Barrett and Dherin”, λ = ηp/4; App. H.5: “the right panel is "
+    "the direct methodological check, plotting λ̂ against ηp/4”."
+)
+OURS_SLOPE = (
+    "slope 1 ± 0.25, fixed before any run: on log axes λ̂ ∝ ηp/4 has slope 1, and ± 0.25 "
+    "leaves room for the first-order truncation of the target, which shrinks λ̂ more at "
+    "large ηh; the paper compares visually."
+)
+OURS_CALIBRATION = (
+    "median |log10(λ̂/(ηp/4))| ≤ 0.5 decades, fixed before any run: the expected ratio "
+    "λ̂/(ηp/4) lies between about 0.57 and 1 (series truncation at ηh ≤ 2), well inside half "
+    "a decade; the paper compares visually."
+)
 
 
 def claim_fig6(runs: pd.DataFrame) -> dict[str, Outcome]:
     """Section 3 / H.5, Fig. 6 right: λ̂ ≈ ηp/4 — on log axes the slope of log λ̂ on log ηp/4 is
     1 ± :data:`SLOPE_TOL` (``slope``) and the median |log10(λ̂/(ηp/4))| is at most
-    :data:`CALIBRATION_DECADES` (``calibration``), over the runs that were not excluded.
+    :data:`CALIBRATION_DECADES` (``calibration``), over the runs that were not excluded. Both
+    tolerances are ours (:data:`OURS_SLOPE`, :data:`OURS_CALIBRATION`).
 
     Excluded runs (train accuracy never reached the threshold) have no λ̂; they are counted in
     the detail, and with fewer than two included step sizes both rows fail (measured NaN).
@@ -74,6 +90,8 @@ CLAIMS = [
         "IGR: slope of log λ̂ on log ηp/4 over the included runs (excluded runs counted)",
         ("igr.runs",),
         claim_fig6_slope,
+        source=SOURCE,
+        ours=OURS_SLOPE,
     ),
     Claim(
         "fig6.calibration",
@@ -81,5 +99,7 @@ CLAIMS = [
         "IGR: λ̂ ≈ ηp/4, median |log10(λ̂/(ηp/4))| over the included runs",
         ("igr.runs",),
         claim_fig6_calibration,
+        source=SOURCE,
+        ours=OURS_CALIBRATION,
     ),
 ]

@@ -16,10 +16,29 @@ import pandas as pd
 from gradmatch.report.claims.outcomes import Outcome, at_least, beats_baseline, below, require
 from gradmatch.report.claims.registry import Claim
 
+SOURCE_BOOTSTRAP = (
+    "App. F (Fig. 7): with bootstrap resamples the system is only approximately consistent "
+    "and “exhibits a residual model-misspecification floor”; at σ = 10 the estimate is shown "
+    "against “reporting zero” (panel E)."
+)
+SOURCE_SIGMA = (
+    "App. F (Fig. 7F): “bootstrap recovery beats reporting zero only when the OLS sampling "
+    "variance is non-negligible relative to the coefficient magnitude”."
+)
+OURS_BOOTSTRAP = (
+    "the comparison at the largest m only (the end of panel E's curve); the paper compares the "
+    "curve with the baseline by eye."
+)
+OURS_SIGMA = (
+    "“non-negligible” read at the ends of the σ grid: the pool-mean ratio below 1 at the "
+    "largest σ and at least 1 at the smallest."
+)
+
 
 def claim_fig7_bootstrap(distance: pd.DataFrame) -> Outcome:
     """Appendix F, Fig. 7E: at σ = 10 and the largest m, the bootstrap estimate Λ̂_m is closer to
-    Λ_t than the zero baseline is: ‖Λ̂_m − Λ_t‖_F / ‖Λ_t‖_F < 1.
+    Λ_t than the zero baseline is: ‖Λ̂_m − Λ_t‖_F / ‖Λ_t‖_F < 1 (reading it at the largest m
+    is ours, :data:`OURS_BOOTSTRAP`).
 
     Reads ``ols_bootstrap.distance``.
     """
@@ -31,7 +50,8 @@ def claim_fig7_bootstrap(distance: pd.DataFrame) -> Outcome:
 
 def claim_fig7_sigma(sweep: pd.DataFrame) -> dict[str, Outcome]:
     """Appendix F, Fig. 7F: the bootstrap beats the zero baseline only when σ is large — the
-    pool-mean ratio distance / zero baseline is < 1 at the largest σ and ≥ 1 at the smallest.
+    pool-mean ratio distance / zero baseline is < 1 at the largest σ and ≥ 1 at the smallest
+    (the two ends of the grid are our reading, :data:`OURS_SIGMA`).
 
     Reads ``ols_bootstrap_sigma.sigma_sweep``.
     """
@@ -56,6 +76,8 @@ CLAIMS = [
         "Bootstrap resamples (σ = 10) recover Λ_t better than the zero baseline (ratio)",
         ("ols_bootstrap.distance",),
         claim_fig7_bootstrap,
+        source=SOURCE_BOOTSTRAP,
+        ours=OURS_BOOTSTRAP,
     ),
     Claim(
         "fig7.sigma",
@@ -63,5 +85,7 @@ CLAIMS = [
         "Bootstrap error / zero baseline: below 1 only when the noise σ is large",
         ("ols_bootstrap_sigma.sigma_sweep",),
         claim_fig7_sigma,
+        source=SOURCE_SIGMA,
+        ours=OURS_SIGMA,
     ),
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gradmatch.core.stats import spearman
+from gradmatch.plots.numbers import fmt  # one format for figures, claims and text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,13 +63,6 @@ def below(measured: float, threshold: float, *, unit: str = "") -> Outcome:
     """Pass when ``measured < threshold`` strictly (a NaN measurement fails)."""
     value = float(measured)
     return Outcome(value, f"< {fmt(threshold)}{unit}", bool(value < threshold))
-
-
-def fmt(value: float) -> str:
-    """A number as the claims table prints it: 4 significant digits, scientific when tiny/huge."""
-    if value == 0 or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.4g}"
-    return f"{value:.2e}"
 
 
 def require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:

@@ -35,7 +35,10 @@ class Claim:
 
     ``evaluate`` receives one DataFrame per entry of ``tables``, in that order, and returns one
     Outcome, or ``{suffix: Outcome}`` for a claim checked per facet (each becomes a row
-    ``<id>.<suffix>``).
+    ``<id>.<suffix>``). ``source`` names the sentence of the paper the claim checks (section,
+    then a short paraphrase in quotes); ``ours`` says which part of the criterion is our own
+    reading (a tolerance, a band, a threshold) and why its number, or is empty when the
+    criterion is the paper's own statement.
     """
 
     id: str
@@ -43,10 +46,17 @@ class Claim:
     statement: str
     tables: tuple[str, ...]
     evaluate: Callable[..., Outcome | Mapping[str, Outcome]]
+    source: str = dataclasses.field(default="", kw_only=True)
+    ours: str = dataclasses.field(default="", kw_only=True)
 
     def __post_init__(self) -> None:
         for table_id in self.tables:
             split_table_id(table_id)
+        if not self.source.strip():
+            raise ValueError(
+                f"claims: claim {self.id!r} names no source; give source='<section>: "
+                "\"<the paper's sentence, paraphrased>\"'"
+            )
 
 
 class MissingTableError(FileNotFoundError):
@@ -145,8 +155,9 @@ def evaluate_claims(
     """Evaluate every claim on the tables at ``paths`` (table id → parquet path).
 
     One row per claim (or per facet), failures included: ``claim_id``, ``claim``, ``figure``,
-    ``statement``, ``measured``, ``criterion``, ``passed``, ``verdict``, ``detail``, ``preset``,
-    ``dataset`` and ``source`` (the paths the claim read).
+    ``statement``, ``source`` (the paper's sentence), ``ours`` (our part of the criterion),
+    ``measured``, ``criterion``, ``passed``, ``verdict``, ``detail``, ``preset``, ``dataset``
+    and ``inputs`` (the paths the claim read).
     """
     claims = registered() if claims is None else tuple(claims)
     paths = dict(paths or {})
@@ -167,6 +178,8 @@ def evaluate_claims(
                     "claim": claim.id,
                     "figure": claim.figure,
                     "statement": claim.statement + (f" ({suffix})" if suffix else ""),
+                    "source": claim.source,
+                    "ours": claim.ours,
                     "measured": float(outcome.measured),
                     "criterion": outcome.criterion,
                     "passed": bool(outcome.passed),
@@ -174,7 +187,7 @@ def evaluate_claims(
                     "detail": outcome.detail,
                     "preset": _provenance(inputs, "preset", "unknown"),
                     "dataset": outcome.dataset or _provenance(inputs, "dataset", "synthetic"),
-                    "source": ", ".join(str(paths[table_id]) for table_id in claim.tables),
+                    "inputs": ", ".join(str(paths[table_id]) for table_id in claim.tables),
                 }
             )
     return pd.DataFrame(rows)
