@@ -190,7 +190,8 @@ def _analysis_args(**values) -> argparse.Namespace:
 def test_wandb_comes_from_gradmatch_wandb_unless_given_explicitly(tmp_path, monkeypatch):
     """The workflow exports the wandb block in $GRADMATCH_WANDB (not in the rule's params)."""
     monkeypatch.delenv("GRADMATCH_WANDB", raising=False)
-    assert cli._settings_from_args("igr", _analysis_args()).wandb.mode == "disabled"
+    # unset: the job's $WANDB_MODE decides (gradmatch.tracking), else disabled
+    assert cli._settings_from_args("igr", _analysis_args()).wandb.mode is None
     monkeypatch.setenv("GRADMATCH_WANDB", '{"mode": "offline", "project": "p", "entity": null}')
     settings = cli._settings_from_args("igr", _analysis_args(settings='{"epochs": 2}'))
     assert (settings.wandb.mode, settings.wandb.project, settings.epochs) == ("offline", "p", 2)

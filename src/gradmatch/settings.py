@@ -119,15 +119,22 @@ Dataset = Annotated[
 ]
 MnistDir = Annotated[
     str | None,
-    Field(None, description="folder of the MNIST IDX files; filled by the workflow (its paths)"),
+    Field(
+        None,
+        description="folder of the MNIST IDX files; filled by the workflow (config key mnist.dir, "
+        "else its download folder data/raw/mnist)",
+    ),
 ]
 
 
 class Wandb(Block):
     """W&B tracking (gradmatch.tracking); never changes a table."""
 
-    mode: Literal["disabled", "offline", "online"] = Field(
-        "disabled", description="disabled | offline (under data/generated/wandb/) | online"
+    mode: Literal["disabled", "offline", "online"] | None = Field(
+        None,
+        description="disabled | offline (under data/generated/wandb/; upload later with "
+        "snakemake --cores 1 wandb_sync) | online; null (the default): $WANDB_MODE of the job "
+        "when set, else disabled",
     )
     project: str | None = Field(None, description="W&B project (default: $WANDB_PROJECT)")
     entity: str | None = Field(None, description="W&B entity (default: $WANDB_ENTITY)")
@@ -170,6 +177,19 @@ OLSProblemBlock = Annotated[
 ]
 
 
+CheckpointMinutes = Annotated[
+    float,
+    Field(
+        10.0,
+        gt=0,
+        description="minutes between two saves of a training-chunk job's state, which a rerun "
+        "after a time limit resumes from (gradmatch.train.checkpoint); changes no table",
+    ),
+]
+# the workflow's channel for checkpoint_minutes (like $GRADMATCH_WANDB: out of the rules' params)
+CHECKPOINT_ENV_VAR = "GRADMATCH_CHECKPOINT_MINUTES"
+
+
 class Globals(Block):
     """The global keys at the top of a config file."""
 
@@ -177,6 +197,7 @@ class Globals(Block):
     device: Device
     dataset: Dataset
     wandb: Wandb = Wandb()
+    checkpoint_minutes: CheckpointMinutes
     ols_problem: OLSProblem = OLSProblem()
 
 
@@ -184,7 +205,7 @@ GLOBAL_KEYS = tuple(Globals.model_fields)
 # keys the workflow fills (paths); a config file may not set them
 WORKFLOW_KEYS = ("mnist_dir",)
 # settings that steer side channels or name local paths, not results: never recorded in a table
-UNRECORDED_FIELDS = ("wandb", "mnist_dir")
+UNRECORDED_FIELDS = ("wandb", "mnist_dir", "checkpoint_minutes")
 
 
 # ---- shared blocks inside sections --------------------------------------------------------------

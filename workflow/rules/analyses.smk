@@ -9,9 +9,17 @@
 # nothing. The Snakefile is parsed again inside every cluster job, which sets it there too.
 import os
 
-from gradmatch import tracking
+# runtime: a training rule's is priced per job from its step counts and the committed calibration
+# (gradmatch.cost.rule_runtime), and grows with the attempt on a retry.
+from gradmatch import cost, tracking
+from gradmatch import settings as settings_lib
 
 os.environ[tracking.ENV_VAR] = json.dumps(config["wandb"], sort_keys=True)
+# checkpoint_minutes (how often a chunk job saves its resumable state) changes no table either:
+# exported the same way, in $GRADMATCH_CHECKPOINT_MINUTES. The state file itself is passed with
+# --state (common.smk: chunk_state_path, a params function: the path is fixed per job, so
+# it never triggers a rerun); a rerun after a time limit resumes from it.
+os.environ[settings_lib.CHECKPOINT_ENV_VAR] = str(config["checkpoint_minutes"])
 
 for analysis in ANALYSES:
     experiment = experiments.module(analysis)
@@ -36,17 +44,18 @@ for analysis in ANALYSES:
             threads: resources_.threads
             resources:
                 gpu=resources_.gpu,
-                runtime=resources_.runtime,
+                runtime=cost.rule_runtime(analysis, analysis_settings(analysis)),
                 mem_mb=resources_.mem_mb,
             params:
                 settings=settings_json(analysis),
                 globals=globals_json(analysis),
                 outs=out_flags(chunk_outputs),
                 command=command,
+                state=functools.partial(chunk_state_path, analysis),
             shell:
-                "gradmatch {params.command} --settings {params.settings:q} "
-                "--globals {params.globals:q} --chunk {wildcards.chunk} {params.outs} "
-                "> {log:q} 2>&1"
+                "exec gradmatch {params.command} --settings {params.settings:q} "
+                "--globals {params.globals:q} --chunk {wildcards.chunk} "
+                "--state {params.state:q} {params.outs} > {log:q} 2>&1"
 
         rule:
             name:
@@ -88,7 +97,7 @@ for analysis in ANALYSES:
             threads: resources_.threads
             resources:
                 gpu=resources_.gpu,
-                runtime=resources_.runtime,
+                runtime=cost.rule_runtime(analysis, analysis_settings(analysis)),
                 mem_mb=resources_.mem_mb,
             params:
                 settings=settings_json(analysis),
@@ -96,5 +105,5 @@ for analysis in ANALYSES:
                 outs=out_flags(outputs),
                 command=command,
             shell:
-                "gradmatch {params.command} --settings {params.settings:q} "
+                "exec gradmatch {params.command} --settings {params.settings:q} "
                 "--globals {params.globals:q} {params.outs} > {log:q} 2>&1"

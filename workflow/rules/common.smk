@@ -9,7 +9,9 @@ import yaml
 
 from gradmatch import config as gm_config
 from gradmatch import experiments
+from gradmatch.data import mnist as gm_mnist
 from gradmatch.data.mnist import SHA256 as MNIST_SHA256
+from gradmatch.report.claims import required_tables
 
 # Every config file given (--configfile, or config/config.yaml) is read again by the package's
 # loader, which rejects a key or section given twice (Snakemake's keeps the last one). Then the
@@ -25,8 +27,13 @@ except gm_config.ConfigError as error:
 
 GENERATED = "data/generated"
 LOGS = "data/logs"
+STATE = "data/state"
 FIGURE_DIR = "figures"
 MNIST_DIR = "data/raw/mnist"
+# a folder the site already keeps MNIST in (config key mnist.dir): read there, never downloaded,
+# verified once by the rule verify_mnist, whose record lies outside that folder
+MNIST_SOURCE = config["mnist"]["dir"]
+MNIST_STAMP = "data/raw/mnist_verified.json"
 PAPER_GENERATED = "paper/generated"
 WORKFLOW_DIR = Path(workflow.basedir)
 FIGURES = yaml.safe_load((WORKFLOW_DIR / "figures.yaml").read_text())
@@ -46,6 +53,14 @@ def chunk_table_path(analysis, table):
     return f"{GENERATED}/{analysis}/chunks/{table}_{{chunk}}.parquet"
 
 
+def chunk_state_path(analysis, wildcards):
+    """The resumable state of one chunk job (gradmatch.train.checkpoint), a params function
+    (``functools.partial(chunk_state_path, analysis)``). Not an output: Snakemake deletes a
+    failed job's outputs, and this file must outlive a job stopped at its time limit; the job
+    removes it on success."""
+    return f"{STATE}/{analysis}/chunk_{wildcards.chunk}.pt"
+
+
 def analysis_tables(analysis):
     """The table names of one analysis (its TABLES declaration)."""
     return list(experiments.module(analysis).TABLES)
@@ -55,7 +70,7 @@ def analysis_tables(analysis):
 def analysis_settings(analysis):
     """The Settings of one analysis under this config, MNIST folder filled in (built once per
     analysis: the config is fixed once the workflow is parsed)."""
-    return gm_config.section_settings(config, analysis, mnist_dir=MNIST_DIR)
+    return gm_config.section_settings(config, analysis, mnist_dir=mnist_folder())
 
 
 def settings_json(analysis):
@@ -76,7 +91,7 @@ def globals_json(analysis):
         if key in fields and key != "wandb"
     }
     if mnist_inputs(analysis):
-        chosen["mnist_dir"] = MNIST_DIR
+        chosen["mnist_dir"] = mnist_folder()
     return json.dumps(chosen, sort_keys=True)
 
 
@@ -84,10 +99,31 @@ def mnist_files():
     return [f"{MNIST_DIR}/{name}" for name in sorted(MNIST_SHA256)]
 
 
+def mnist_folder():
+    """Where the jobs read MNIST: the site's folder (mnist.dir), else the download folder."""
+    return MNIST_SOURCE or MNIST_DIR
+
+
 def mnist_inputs(analysis):
-    """The downloaded MNIST files, when this analysis reads MNIST under this config."""
+    """When this analysis reads MNIST under this config: the downloaded files, or, with
+    mnist.dir set, the record of its one verification (so no download job is scheduled).
+    """
     settings = analysis_settings(analysis)
-    return mnist_files() if getattr(settings, "dataset", None) == "mnist" else []
+    if getattr(settings, "dataset", None) != "mnist":
+        return []
+    return [MNIST_STAMP] if MNIST_SOURCE else mnist_files()
+
+
+def mnist_source_files(wildcards):
+    """The four files as they lie in mnist.dir (either naming, gzipped or plain); asked only
+    when an analysis reads MNIST, so a wrong folder under dataset: digits stops nothing.
+    """
+    if not MNIST_SOURCE:
+        raise ValueError(
+            f"{MNIST_STAMP} records the check of the folder of config key mnist.dir, which "
+            "is not set; set mnist.dir, or let the workflow download MNIST (download_mnist)"
+        )
+    return list(gm_mnist.locate_all(MNIST_SOURCE).values())
 
 
 def out_flags(paths):
@@ -118,3 +154,11 @@ def figure_caption(figure):
         if (WORKFLOW_DIR / "report" / f"{figure}.rst").is_file()
         else None
     )
+
+
+def report_tables():
+    """The table ids behind the report: the claims' inputs and every figure's."""
+    figure_tables = {
+        table for entry in FIGURES.values() for table in entry["inputs"].values()
+    }
+    return sorted(set(required_tables()) | figure_tables)

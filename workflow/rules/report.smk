@@ -1,5 +1,8 @@
-# The reproduction report: claims table, LaTeX fragments, paper/main.pdf; and the W&B export.
+# The reproduction report: claims table, LaTeX fragments (settings, provenance of the tables),
+# paper/main.pdf; and the W&B export.
 # All local: they read parquet and figures and run in seconds (the export needs the network).
+import shlex
+
 from gradmatch.report.claims import required_tables
 
 
@@ -7,7 +10,9 @@ localrules:
     claims,
     paper_fragments,
     paper_pdf,
+    provenance_fragment,
     wandb_export,
+    wandb_sync,
 
 
 rule claims:
@@ -57,12 +62,28 @@ rule paper_fragments:
         "{params.titles} --out {output:q} > {log:q} 2>&1"
 
 
+rule provenance_fragment:
+    input:
+        **{table: table_path(table) for table in report_tables()},
+    output:
+        f"{PAPER_GENERATED}/provenance.tex",
+    log:
+        f"{LOGS}/report/provenance_fragment.log",
+    params:
+        inputs=lambda wildcards, input: " ".join(
+            f"--input {name}={path}" for name, path in input.items()
+        ),
+    shell:
+        "gradmatch provenance {params.inputs} --tex {output:q} > {log:q} 2>&1"
+
+
 rule paper_pdf:
     input:
         tex="paper/main.tex",
         settings=f"{PAPER_GENERATED}/settings.tex",
         claims=f"{PAPER_GENERATED}/claims.tex",
         macros=f"{PAPER_GENERATED}/claims-macros.tex",
+        provenance=f"{PAPER_GENERATED}/provenance.tex",
         figures=all_figure_files(),
     output:
         report("paper/main.pdf", caption="../report/paper.rst", category="Report"),
@@ -84,3 +105,22 @@ rule wandb_export:
     shell:
         "gradmatch wandb-export --project {params.project:q} --entity {params.entity:q} "
         "--out {output:q} > {log:q} 2>&1 || (tail -n 5 {log:q} >&2; exit 1)"
+
+
+# Upload the runs that jobs wrote offline (wandb.mode: offline, or $WANDB_MODE=offline on compute
+# nodes without internet): run it where there is network, e.g. on the login node. No output
+# file: it runs whenever asked, and uploads only the folders not marked synced yet.
+rule wandb_sync:
+    log:
+        f"{LOGS}/report/wandb_sync.log",
+    params:
+        folder=f"{GENERATED}/wandb",
+        # the project and entity only when the config names them (else each run's own)
+        names=" ".join(
+            f"--{key} {shlex.quote(config['wandb'][key])}"
+            for key in ("project", "entity")
+            if config["wandb"][key]
+        ),
+    shell:
+        "gradmatch wandb-sync --dir {params.folder:q} {params.names} > {log:q} 2>&1 "
+        "|| (tail -n 5 {log:q} >&2; exit 1)"

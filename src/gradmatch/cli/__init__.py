@@ -14,14 +14,23 @@ import errno
 import importlib
 import inspect
 import json
+import os
 import pkgutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from gradmatch import config as config_lib
-from gradmatch import experiments, io, tracking
-from gradmatch.settings import WORKFLOW_KEYS
+try:
+    from gradmatch import config as config_lib
+    from gradmatch import experiments, io, tracking
+    from gradmatch.settings import WORKFLOW_KEYS
+except ModuleNotFoundError as missing:  # a library-only install: pip install gradmatch
+    if (missing.name or "gradmatch").split(".")[0] == "gradmatch":
+        raise
+    raise ImportError(
+        f"the gradmatch command needs the workflow extra, and {missing.name!r} is not installed: "
+        "pip install 'gradmatch[workflow]' (in a checkout: pip install -e '.[workflow]')"
+    ) from None
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,9 +42,14 @@ TOOLS: dict[str, tuple[str, str]] = {
     "schema": ("gradmatch.cli.schema", "print the JSON schema of a config file"),
     "claims": ("gradmatch.report.claims", "check the paper's claims against the parquet tables"),
     "wandb-export": ("gradmatch.report.wandb_export", "export W&B runs to parquet"),
+    "wandb-sync": ("gradmatch.tracking", "upload offline W&B runs not uploaded yet (wandb sync)"),
     "tex-fragments": ("gradmatch.report.tex_fragments", "write the report's LaTeX settings"),
     "build-paper": ("gradmatch.report.build_paper", "build paper/main.pdf with latexmk"),
     "download-mnist": ("gradmatch.cli.download_mnist", "fetch MNIST, verify its SHA-256"),
+    "doctor": ("gradmatch.cli.doctor", "check Python, torch/CUDA, snakemake, TeX and the site"),
+    "verify-mnist": ("gradmatch.cli.verify_mnist", "check a folder of MNIST files (mnist.dir)"),
+    "provenance": ("gradmatch.report.provenance", "write the report's provenance appendix"),
+    "cost": ("gradmatch.cli.cost", "time the training jobs, project their minutes and runtimes"),
 }
 
 
@@ -94,6 +108,11 @@ def _add_analysis_parser(sub, name: str, summary: str) -> None:
     )
     parser.add_argument("--chunk", type=int, help="index of the chunk to run (chunked analyses)")
     parser.add_argument(
+        "--state",
+        help="resumable state file of this job (training chunks): saved every checkpoint_minutes "
+        "and on SIGTERM/SIGUSR1 (then exit 75), resumed by a rerun, removed after success",
+    )
+    parser.add_argument(
         "--out",
         action="append",
         required=True,
@@ -137,8 +156,11 @@ def _settings_from_args(section: str, args) -> object:
     return config_lib.section_settings(config, section, **workflow_values)
 
 
-def _write_outputs(result, outs: list[str], target: str, declared: dict) -> None:
-    """Write each table to its ``--out`` after checking it against the analysis's TABLES.
+def _write_outputs(
+    result, outs: list[str], target: str, declared: dict, provenance: dict | None = None
+) -> None:
+    """Write each table to its ``--out`` after checking it against the analysis's TABLES, with
+    ``provenance`` in its metadata (:func:`gradmatch.io.write_parquet`).
 
     A single-table analysis takes ``--out PATH`` or ``--out NAME=PATH``; a multi-table one
     ``--out NAME=PATH`` for each of its tables.
@@ -156,7 +178,7 @@ def _write_outputs(result, outs: list[str], target: str, declared: dict) -> None
     for name, frame in result.items():
         declared[name].check(frame, f"gradmatch {target}: table {name!r}")
     for name, frame in result.items():
-        io.write_parquet(frame, paths[name])
+        io.write_parquet(frame, paths[name], provenance=provenance)
 
 
 def _run_analysis(args) -> int:
@@ -168,9 +190,91 @@ def _run_analysis(args) -> int:
         if "chunk" not in inspect.signature(module.run).parameters:
             raise SystemExit(f"gradmatch {args.target}: this analysis is not chunked; drop --chunk")
         kwargs["chunk"] = args.chunk
-    result = module.run(settings, **kwargs)
-    _write_outputs(result, args.out, args.target, module.TABLES)
+    device = _require_device(settings, args.target)
+    origin = _provenance(module, settings, args.chunk, device)
+    if args.state is None:
+        result = module.run(settings, **kwargs)
+        _write_outputs(result, args.out, args.target, module.TABLES, origin)
+        return 0
+    return _run_resumable(args, module, settings, device, kwargs, origin)
+
+
+def _provenance(module, settings, chunk: int | None, device: str) -> dict:
+    """The provenance record of this run's tables (:mod:`gradmatch.provenance`)."""
+    from gradmatch import provenance
+
+    name = module.__name__.rsplit(".", 1)[1]
+    return provenance.record(settings, analysis=name, chunk=chunk, device=device)
+
+
+def _run_resumable(args, module, settings, device: str, kwargs: dict, origin: dict) -> int:
+    """Run with a :class:`gradmatch.train.checkpoint.Checkpoint` at ``--state``: resume from it,
+    exit 75 after a signal-triggered save, remove it once the outputs are written."""
+    from gradmatch.train import checkpoint
+
+    if "checkpoint" not in inspect.signature(module.run).parameters:
+        raise SystemExit(f"gradmatch {args.target}: this analysis does not resume; drop --state")
+    job = checkpoint.Checkpoint(
+        args.state,
+        analysis=module.__name__.rsplit(".", 1)[1],
+        chunk=args.chunk,
+        settings_json=config_lib.settings_record(settings),
+        device=device,
+        minutes=_checkpoint_minutes(args),
+    )
+    try:
+        with job:
+            result = module.run(settings, checkpoint=job, **kwargs)
+            _write_outputs(result, args.out, args.target, module.TABLES, origin)
+    except checkpoint.Preempted as stop:
+        print(f"gradmatch {args.target}: {stop}", file=sys.stderr)
+        return checkpoint.EXIT_PREEMPTED
+    job.remove()
     return 0
+
+
+def _checkpoint_minutes(args) -> float:
+    """The global ``checkpoint_minutes``: from the file or ``--globals`` when given there, else
+    ``$GRADMATCH_CHECKPOINT_MINUTES`` (exported by the workflow, out of the rules' params), else
+    the default of :class:`gradmatch.settings.Globals`."""
+    from gradmatch.settings import CHECKPOINT_ENV_VAR, Globals
+
+    given = _json_arg(args.globals, "--globals")
+    if args.configfile:
+        given = {**config_lib.load_yaml(args.configfile), **given}
+    value = given.get("checkpoint_minutes", os.environ.get(CHECKPOINT_ENV_VAR))
+    if value is None:
+        return Globals().checkpoint_minutes
+    try:
+        return Globals(checkpoint_minutes=value).checkpoint_minutes
+    except ValueError as error:
+        source = "checkpoint_minutes" if "checkpoint_minutes" in given else CHECKPOINT_ENV_VAR
+        message = f"gradmatch {args.target}: {source}={value!r} is not valid: {error}"
+        raise SystemExit(message) from None
+
+
+def _require_device(settings, target: str) -> str:
+    """The resolved device of ``settings`` (``cpu`` when it has none); stop at once, before any
+    data is read, when it asks for CUDA and none is visible."""
+    requested = getattr(settings, "device", None)
+    if requested is None:
+        return "cpu"
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(
+            f"gradmatch {target}: error: no CUDA device. The config asks for device 'cuda' (the "
+            "global key `device`; config/paper.yaml sets it), but torch.cuda.is_available() is "
+            f"False here (torch {torch.__version__}, built for CUDA "
+            f"{torch.version.cuda or 'none'}, CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}). To run on CPU set `device: cpu` "
+            "(or `device: auto`, CUDA when present) at the top of the config or pass --globals "
+            '\'{"device": "cpu"}\'; to use a GPU, run on a GPU node (snakemake --profile '
+            "slurm)."
+        )
+    from gradmatch.train.devices import resolve_device
+
+    return str(resolve_device(requested))
 
 
 def _draw_figure(args) -> int:

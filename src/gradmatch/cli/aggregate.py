@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pandas as pd
 
-from gradmatch import experiments, io
+from gradmatch import experiments, io, provenance
 
 
 def concatenate(frames: list[pd.DataFrame], sort_by: list[str] | None = None) -> pd.DataFrame:
@@ -52,5 +52,7 @@ def command(args: argparse.Namespace) -> int:
         frames = [io.read_parquet(chunk) for chunk in inputs[name]]
         for chunk, frame in zip(inputs[name], frames, strict=True):
             table.check(frame, chunk)
-        io.write_parquet(concatenate(frames, list(table.key)), path)
+        # the chunks' provenance, merged: one commit or the list, every chunk's job and device
+        origin = provenance.merge([io.read_provenance(chunk) for chunk in inputs[name]])
+        io.write_parquet(concatenate(frames, list(table.key)), path, provenance=origin)
     return 0

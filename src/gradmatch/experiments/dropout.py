@@ -31,6 +31,7 @@ authors' ``dropout_bias_estimation`` (see shared/reference/paper-experiments.md,
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Annotated, Literal
 
 import numpy as np
@@ -53,6 +54,7 @@ torch = lazy_import("torch")
 
 METHODS = ("lstsq", "nnls", "adam")
 N_CLASSES = 10
+CONVERGED_EXCESS = 0.01  # the Adam fit converged: its objective within 1 % of the exact minimum
 
 
 def _fit_columns(method: str) -> tuple:
@@ -94,6 +96,24 @@ TABLES = {
             ("fit_epochs_adam", "int64", "epochs the Adam fit ran", "epochs"),
             ("fit_steps_adam", "int64", "Adam steps: epochs × minibatches per epoch", "steps"),
             ("fit_loss_adam_last_batch", "float64", "fit loss of the Adam fit's last minibatch"),
+            ("fit_lambda_start_adam", "float64", "λ₀ = exp(β₀), the Adam fit's starting λ"),
+            (
+                "fit_log_distance_adam",
+                "float64",
+                "|log λ̂_adam − log λ₀|, the distance the Adam fit travelled in log λ",
+            ),
+            (
+                "fit_loss_excess_adam",
+                "float64",
+                "fit_loss_adam / fit_loss_lstsq − 1: the Adam fit's full-data objective above "
+                "the exact minimum of the same objective (relative)",
+            ),
+            (
+                "adam_converged",
+                "bool",
+                f"fit_loss_excess_adam ≤ {CONVERGED_EXCESS:g}: the Adam fit reached the "
+                "minimum of its objective",
+            ),
             ("has_dropout", "bool", "the member has a dropout layer with p > 0"),
             ("matched_weights", "str", "final | best: the weights θ̂ matched"),
             ("n_train", "int64", "rows of the training split (after the validation cut)"),
@@ -114,7 +134,9 @@ TABLES = {
         doc="one row per trained network: training record, evaluation and the three fits",
     )
 }
-RESOURCES = base.Resources(gpu=1, threads=1, runtime=240, mem_mb=16000)
+# runtime: the least minutes a job asks; its rule asks max(this, margin × the cost projection)
+# × attempt (gradmatch.cost.runtime_minutes)
+RESOURCES = base.Resources(gpu=1, threads=1, runtime=15, mem_mb=16000)
 
 Rate = Annotated[float, Field(ge=0, lt=1)]
 Positive = Annotated[int, Field(ge=1)]
@@ -239,6 +261,70 @@ def chunk_shape(settings: Settings, chunk: int) -> tuple[int, int]:
     return list(itertools.product(settings.depths, settings.widths))[chunk]
 
 
+def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = None):
+    """The steps of chunk ``chunk`` for :mod:`gradmatch.cost`, at the maximum epochs.
+
+    Training: epochs × ⌈n_train / batch_size⌉ steps of all members stacked, and every epoch one
+    evaluation of the validation split; then per member the fixed matching work (−∇L over the
+    training split, three evaluations) and the Adam fit with projected minibatch targets
+    (:mod:`gradmatch.train.matching`): once, the per-sample projections over the n_train rows
+    (``fit_projection``: one float64 jvp per row along the ridge column; with one batch holding
+    every row, the full-data target instead), then per fit epoch (adam_fit.max_epochs) the
+    monitored last batch's full target and its step (``fit_monitor``, one backward pass) and
+    ⌈n_train / adam_fit.batch_size⌉ − 1 Adam steps on k-vectors (``fit_step``, a fixed cost;
+    without ``batch_size`` one full-target step per epoch). ``actual``:
+    ``train_epochs`` (the epochs the chunk trained, its largest ``epochs_trained``) and
+    ``fit_epochs`` (Adam-fit epochs summed over the members) of a finished run.
+    """
+    from gradmatch import cost
+
+    depth, width = chunk_shape(settings, chunk)
+    k = len(settings.rates) * len(settings.seeds)
+    rows = base.DATASET_ROWS[settings.dataset]
+    n_val = int(round(settings.val_fraction * rows["train"]))
+    n_train = rows["train"] - n_val
+    sizes = (base.DATASET_PIXELS[settings.dataset], *(width,) * depth, N_CLASSES)
+    macs = cost.mlp_macs(sizes)
+    params = base.mlp_parameters(sizes[0], sizes[1:-1], N_CLASSES)
+    epochs = cost.actual_count(
+        actual, "train_epochs", settings.early_stopping.max_epochs, "dropout"
+    )
+    fit = settings.adam_fit
+    fit_epochs = cost.actual_count(actual, "fit_epochs", k * fit.max_epochs, "dropout")
+    batched = fit.batch_size is not None
+    minibatch = batched and fit.batch_size < n_train
+    fit_steps = -(-n_train // fit.batch_size) if minibatch else 1
+    projection_flops = (
+        2 * cost.forward_flops(macs, 1) if minibatch else cost.training_flops(macs, 1)
+    )
+    monitor_flops = 10.0 * params + (cost.training_flops(macs, fit.batch_size) if minibatch else 0)
+    member_flops = cost.training_flops(macs, n_train) + cost.forward_flops(
+        macs, rows["train"] + rows["test"]
+    )
+    steps = -(-n_train // settings.batch_size)
+    return cost.Plan(
+        members=k,
+        params=params,
+        phases=(
+            cost.Phase(
+                "train_step", epochs * steps, cost.training_flops(macs, settings.batch_size, k)
+            ),
+            cost.Phase("train_epoch", epochs, 0.0),
+            cost.Phase("eval_row", epochs * n_val, cost.forward_flops(macs, 1, k), step=False),
+            cost.Phase("member_fixed", k, member_flops),
+            cost.Phase(
+                "fit_projection",
+                k * n_train if batched else 0,
+                projection_flops,
+                precision="float64" if minibatch else "float32",
+                step=False,
+            ),
+            cost.Phase("fit_monitor", fit_epochs if batched else 0, monitor_flops),
+            cost.Phase("fit_step", fit_epochs * (fit_steps - 1) if batched else fit_epochs, 0.0),
+        ),
+    )
+
+
 def load_data(settings: Settings) -> dict:
     """Train, validation (a random_split of the training split) and test tensors."""
     from gradmatch.data.images import load_images, train_val_indices
@@ -268,9 +354,16 @@ def members(settings: Settings) -> pd.DataFrame:
 
 
 def train_chunk(
-    settings: Settings, depth: int, width: int, data: dict, grid: pd.DataFrame, on_epoch=None
+    settings: Settings,
+    depth: int,
+    width: int,
+    data: dict,
+    grid: pd.DataFrame,
+    on_epoch=None,
+    checkpoint=None,
 ):
     """Train every member of one (depth, width) at once; returns the trainer's TrainResult.
+    ``checkpoint`` is passed to the trainer (saved and resumed training state).
 
     ``on_epoch(epoch, metrics)`` is passed to the trainer (per-member metrics, e.g. to W&B).
     """
@@ -309,6 +402,7 @@ def train_chunk(
         device=settings.device,
         desc=f"dropout: train depth {depth} width {width}",
         on_epoch=on_epoch,
+        checkpoint=checkpoint,
     )
 
 
@@ -340,7 +434,14 @@ def match_member(settings: Settings, model, X, y, seed: int) -> dict:
     batches = None
     if fit_settings.batch_size is not None:
         batches = train.minibatch_targets(
-            model, "cross_entropy", X, y, fit_settings.batch_size, seed, drop_last=False
+            model,
+            "cross_entropy",
+            X,
+            y,
+            fit_settings.batch_size,
+            seed,
+            drop_last=False,
+            targets="projected",  # the same fit as "backward" without a backward pass per step
         )
     fits = {
         "lstsq": match_gradients(Ridge(), theta, target, method="lstsq"),
@@ -359,7 +460,25 @@ def match_member(settings: Settings, model, X, y, seed: int) -> dict:
     row["fit_epochs_adam"] = fits["adam"].epochs
     row["fit_steps_adam"] = fits["adam"].epochs * steps_per_epoch
     row["fit_loss_adam_last_batch"] = float(fits["adam"].history[-1])
+    row.update(adam_convergence(fits, options, theta.size))
     return row
+
+
+def adam_convergence(fits: dict, options, p: int) -> dict:
+    """Did the Adam fit reach the minimum of its own objective (issue 15)? Eq. 3's full-data
+    objective f(λ) = (1/p)‖2λθ̂ + ∇L‖² at λ̂_adam against its exact minimum f(λ̂_lstsq): the
+    relative excess f(λ̂_adam)/f(λ̂_lstsq) − 1, converged when ≤ :data:`CONVERGED_EXCESS`; and
+    |log λ̂_adam − log λ₀|, the distance travelled from the fit's start λ₀ = exp(β₀)."""
+    from gradmatch.core.adam import adam_init, adam_start
+
+    start = float(adam_start(True, adam_init(Ridge(), options, p), options)[0].exp())
+    excess = fits["adam"].loss / fits["lstsq"].loss - 1.0
+    return {
+        "fit_lambda_start_adam": start,
+        "fit_log_distance_adam": abs(math.log(float(fits["adam"].params["lambda"]) / start)),
+        "fit_loss_excess_adam": excess,
+        "adam_converged": bool(excess <= CONVERGED_EXCESS),
+    }
 
 
 def theta_device(model):
@@ -380,11 +499,16 @@ def evaluate(model, X, y) -> tuple[float, float]:
 # ------------------------------------------------------------------ one chunk
 
 
-def member_rows(settings: Settings, result, data: dict, grid: pd.DataFrame) -> pd.DataFrame:
-    """One row per member: training record, evaluation and the three fits."""
-    X, y = data["train"]
-    rows = []
-    for k in progress_bar(range(len(grid)), desc="dropout: match ridge", unit="members"):
+def member_rows(
+    settings: Settings, result, data: dict, grid: pd.DataFrame, checkpoint=None
+) -> pd.DataFrame:
+    """One row per member: training record, evaluation and the three fits.
+
+    ``checkpoint`` (:mod:`gradmatch.train.checkpoint`) keeps the rows of the members done, so a
+    resumed job matches only the others."""
+    from gradmatch.train.checkpoint import resumable_rows
+
+    def member_row(k: int) -> dict:
         model = result.member(k, settings.match_weights)
         record = {
             "epochs_trained": int(result.epochs_trained[k]),
@@ -394,13 +518,20 @@ def member_rows(settings: Settings, result, data: dict, grid: pd.DataFrame) -> p
         for split in ("train", "val", "test"):
             loss, acc = evaluate(model, *data[split])
             record[f"{split}_loss"], record[f"{split}_acc"] = loss, acc
-        record.update(match_member(settings, model, X, y, int(grid["seed"][k])))
-        rows.append(record)
-    return pd.DataFrame(rows)
+        record.update(match_member(settings, model, *data["train"], int(grid["seed"][k])))
+        return record
+
+    def bar(members):
+        return progress_bar(members, desc="dropout: match ridge", unit="members")
+
+    return pd.DataFrame(resumable_rows(checkpoint, "fits", len(grid), member_row, bar))
 
 
-def run(settings: Settings, chunk: int) -> pd.DataFrame:
+def run(settings: Settings, chunk: int, checkpoint=None) -> pd.DataFrame:
     """Train and match the members of chunk ``chunk`` = one (depth, width); one row per member.
+
+    ``checkpoint``: a :class:`gradmatch.train.checkpoint.Checkpoint` to save the job's state in
+    and resume it from (training and fits); the table is the same with or without it.
 
     With ``wandb`` tracking on, the chunk is one W&B run (group ``dropout``): the settings as
     config, every member's per-epoch training metrics as ``p=<rate>_seed=<seed>/<metric>``, and
@@ -422,8 +553,10 @@ def run(settings: Settings, chunk: int) -> pd.DataFrame:
     }
     tracking = settings.wandb.model_dump()
     with Tracker(tracking, group="dropout", name=f"chunk-{chunk}", config=config) as tracker:
-        result = train_chunk(settings, depth, width, data, grid, tracker.member_logger(labels))
-        fitted = member_rows(settings, result, data, grid)
+        result = train_chunk(
+            settings, depth, width, data, grid, tracker.member_logger(labels), checkpoint
+        )
+        fitted = member_rows(settings, result, data, grid, checkpoint)
         tracker.member_summary(fitted.to_dict("records"), labels)
     frame = pd.concat([grid, fitted], axis=1)
     frame.insert(0, "width", width)

@@ -35,6 +35,7 @@ import itertools
 import math
 from typing import Annotated, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
@@ -80,6 +81,28 @@ TABLES = {
         )
         + sum((_method_columns(method) for method in METHODS), ())
         + columns(
+            ("loss_grad_norm", "float64", "‖∇L(θ̂)‖, L the training MSE"),
+            (
+                "grad_objective_norm",
+                "float64",
+                "‖∇J(θ̂)‖, J = L + λ1Σh_β + λ2Σθ² with the true λ: θ̂'s distance from "
+                "stationarity, the lstsq residual at the true λ",
+            ),
+            ("l1_signal_norm", "float64", "‖λ1 h_β'(θ̂)‖, the L1 part of ∇R at the true λ"),
+            ("l2_signal_norm", "float64", "‖2λ2 θ̂‖, the L2 part of ∇R at the true λ"),
+            (
+                "l1_unique_signal",
+                "float64",
+                "λ1‖u‖, u = h_β'(θ̂) minus its projection on θ̂: the λ1 signal lstsq can see",
+            ),
+            (
+                "l1_unique_noise",
+                "float64",
+                "uᵀ∇J(θ̂)/‖u‖, the noise along u: λ̂1_lstsq = λ1 − noise/‖u‖ (< 0 when "
+                "noise > l1_unique_signal)",
+            ),
+            ("design_cosine", "float64", "cos(h_β'(θ̂), θ̂) of the two design columns"),
+            ("share_inside_beta", "float64", "share of parameters with |θ̂_j| < β"),
             ("train_mse", "float64", "mean squared error on the training split, matched weights"),
             ("test_mse", "float64", "mean squared error on the test split, matched weights"),
             ("epochs_trained", "int64", "epochs until early stopping", "epochs"),
@@ -95,7 +118,9 @@ TABLES = {
         doc="one row per (λ1, λ2, seed) cell: true and recovered λ, fit diagnostics, training",
     )
 }
-RESOURCES = base.Resources(gpu=1, threads=2, runtime=240, mem_mb=8000)
+# runtime: the least minutes a job asks; its rule asks max(this, margin × the cost projection)
+# × attempt (gradmatch.cost.runtime_minutes)
+RESOURCES = base.Resources(gpu=1, threads=2, runtime=15, mem_mb=8000)
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -206,6 +231,66 @@ def n_chunks(settings: Settings) -> int:
     return math.ceil(len(grid(settings)) / settings.chunk_size)
 
 
+def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = None):
+    """The steps of chunk ``chunk`` for :mod:`gradmatch.cost`, at the maximum epochs.
+
+    Training: epochs × ⌊n_train / batch_size⌋ steps of the chunk's members stacked (no
+    evaluation set); then per member the fixed matching work (−∇L, lstsq, nnls, two MSEs) and,
+    with ``adam`` in ``fit_methods``, the Adam fit with projected minibatch targets
+    (:mod:`gradmatch.train.matching`): once, the per-sample projections over the n_train rows
+    (``fit_projection``: one float64 jvp per row and design column, k = 2; with one batch
+    holding every row, the full-data target instead), then per fit epoch (adam_fit.max_epochs)
+    the monitored last batch's full target and its step (``fit_monitor``) and
+    ⌊n_train / adam_fit.batch_size⌋ − 1 Adam steps on k-vectors (``fit_step``, a fixed cost;
+    without ``batch_size`` one full-target step per epoch). ``actual``: ``train_epochs`` (the
+    chunk's largest ``epochs_trained``) and ``fit_epochs`` (``fit_epochs_adam`` summed over
+    the members).
+    """
+    from gradmatch import cost
+
+    k = len(grid(settings)[chunk * settings.chunk_size : (chunk + 1) * settings.chunk_size])
+    if k == 0:
+        raise ValueError(f"elastic_net: chunk {chunk} out of range; there are {n_chunks(settings)}")
+    sizes = (settings.n_features, *settings.hidden, 1)
+    macs = cost.mlp_macs(sizes)
+    params = base.mlp_parameters(settings.n_features, settings.hidden, 1)
+    n_train = settings.n_train
+    stopping, fit = settings.early_stopping, settings.adam_fit
+    epochs = cost.actual_count(actual, "train_epochs", stopping.max_epochs, "elastic_net")
+    fit_default = k * fit.max_epochs if "adam" in settings.fit_methods else 0
+    fit_epochs = cost.actual_count(actual, "fit_epochs", fit_default, "elastic_net")
+    batched = fit_default > 0 and fit.batch_size is not None
+    minibatch = batched and fit.batch_size < n_train
+    fit_steps = n_train // fit.batch_size if minibatch else 1
+    columns = 2  # the design columns of ElasticNet: one jvp each per row
+    projection_flops = (
+        columns * 2 * cost.forward_flops(macs, 1) if minibatch else cost.training_flops(macs, 1)
+    )
+    monitor_flops = 10.0 * params + (cost.training_flops(macs, fit.batch_size) if minibatch else 0)
+    member_flops = cost.training_flops(macs, n_train) + cost.forward_flops(macs, settings.n_samples)
+    steps = n_train // settings.batch_size
+    return cost.Plan(
+        members=k,
+        params=params,
+        phases=(
+            cost.Phase(
+                "train_step", epochs * steps, cost.training_flops(macs, settings.batch_size, k)
+            ),
+            cost.Phase("train_epoch", epochs, 0.0),
+            cost.Phase("member_fixed", k, member_flops),
+            cost.Phase(
+                "fit_projection",
+                k * n_train if batched else 0,
+                projection_flops,
+                precision="float64" if minibatch else "float32",
+                step=False,
+            ),
+            cost.Phase("fit_monitor", fit_epochs if batched else 0, monitor_flops),
+            cost.Phase("fit_step", fit_epochs * (fit_steps - 1) if batched else fit_epochs, 0.0),
+        ),
+    )
+
+
 def sample_dataset(settings: Settings, seed: int) -> dict:
     """X, then β, then ε, then the split permutation, from one generator seeded with ``seed``."""
     gen = torch.Generator().manual_seed(int(seed))
@@ -229,8 +314,15 @@ def _stack_data(settings: Settings, seeds: list[int]) -> dict:
     return {key: torch.stack([datasets[s][key] for s in seeds]) for key in datasets[seeds[0]]}
 
 
-def train_chunk(settings: Settings, cells: list[tuple[float, float, int]], data, on_epoch=None):
-    """Train the members of ``cells`` as one batch (step 2 of the module docstring)."""
+def train_chunk(
+    settings: Settings,
+    cells: list[tuple[float, float, int]],
+    data,
+    on_epoch=None,
+    checkpoint=None,
+):
+    """Train the members of ``cells`` as one batch (step 2 of the module docstring);
+    ``checkpoint`` is passed to the trainer (saved and resumed training state)."""
     from gradmatch import train
 
     seeds = [seed for _, _, seed in cells]
@@ -256,20 +348,52 @@ def train_chunk(settings: Settings, cells: list[tuple[float, float, int]], data,
         progress=settings.progress,
         desc="elastic_net: train",
         on_epoch=on_epoch,
+        checkpoint=checkpoint,
     )
 
 
-def estimate(settings: Settings, model, X_train, y_train, seed: int) -> dict[str, float]:
-    """λ̂ by every method of ``settings.fit_methods`` (step 3), with fit diagnostics; the
-    columns of a method not run are NaN (``fit_epochs_adam``: 0)."""
+def stationarity(family, theta, target, lambda1: float, lambda2: float) -> dict[str, float]:
+    """How far θ̂ is from stationarity of the training objective J = L + R(λ1, λ2), and how
+    much of the λ1 signal stands above that noise (issue 15; columns of ``summary``).
+
+    With the true λ, the lstsq residual of Eq. 3 is ∇J(θ̂) = ∇L + λ1 h_β'(θ̂) + 2λ2θ̂, and
+    λ̂_lstsq − λ = −(AᵀA)⁻¹Aᵀ∇J exactly (A = [h_β'(θ̂), 2θ̂]). For λ1 only the part u of the
+    L1 column h_β'(θ̂) orthogonal to θ̂ counts (the rest is absorbed by λ2):
+    λ̂1_lstsq = λ1 − uᵀ∇J/‖u‖², so λ̂1_lstsq < 0 exactly when the noise uᵀ∇J/‖u‖ exceeds the
+    signal λ1‖u‖. Inside |θ| < β, h_β'(θ) = θ/β is parallel to θ and adds nothing to u."""
+    design = family.design(theta)
+    grad_j = design @ np.array([lambda1, lambda2]) - target
+    l1_column, l2_column = design[:, 0], design[:, 1]
+    unique = l1_column - (l1_column @ l2_column) / (l2_column @ l2_column) * l2_column
+    unique_norm = float(np.linalg.norm(unique))
+    norms = np.linalg.norm(design, axis=0)
+    return {
+        "loss_grad_norm": float(np.linalg.norm(target)),
+        "grad_objective_norm": float(np.linalg.norm(grad_j)),
+        "l1_signal_norm": float(lambda1 * norms[0]),
+        "l2_signal_norm": float(lambda2 * norms[1]),
+        "l1_unique_signal": lambda1 * unique_norm,
+        "l1_unique_noise": float(unique @ grad_j) / unique_norm if unique_norm > 0 else math.nan,
+        "design_cosine": float(l1_column @ l2_column / (norms[0] * norms[1])),
+        "share_inside_beta": float(np.mean(np.abs(theta) < family.beta)),
+    }
+
+
+def estimate(
+    settings: Settings, model, X_train, y_train, seed: int, lambdas: tuple[float, float]
+) -> dict[str, float]:
+    """λ̂ by every method of ``settings.fit_methods`` (step 3), with fit diagnostics and the
+    :func:`stationarity` of the true ``lambdas`` = (λ1, λ2); the columns of a method not run
+    are NaN (``fit_epochs_adam``: 0)."""
     from gradmatch import train
     from gradmatch.core import autodiff
 
     family = ElasticNet(settings.smooth_beta)
+    lambda1, lambda2 = lambdas
     theta = autodiff.flat_parameters(model)
     target = autodiff.loss_gradient(model, "mse", X_train, y_train).cpu().numpy()
     fit_settings = settings.adam_fit
-    row: dict[str, float] = {}
+    row: dict[str, float] = stationarity(family, theta, target, lambda1, lambda2)
     for method in METHODS:
         if method not in settings.fit_methods:
             for column in _method_columns(method):
@@ -292,8 +416,13 @@ def estimate(settings: Settings, model, X_train, y_train, seed: int) -> dict[str
                     drop_last=True,
                     vectorize=True,
                     device="cpu",
+                    targets="projected",  # the fit of "backward" without a backward pass a step
                 )
-        fit = match_gradients(family, theta, target, method=method, **kwargs)
+        # every |θ̂| < β (large λ1) leaves only λ1/(2β) + λ2 identified: the grid keeps the
+        # cell, with the minimum-norm solution (the estimator warns), as the paper's figure does
+        fit = match_gradients(
+            family, theta, target, method=method, allow_underdetermined=True, **kwargs
+        )
         row[f"lambda_hat_l1_{method}"] = float(fit.params["lambda_l1"])
         row[f"lambda_hat_l2_{method}"] = float(fit.params["lambda_l2"])
         row[f"fit_residual_ratio_{method}"] = fit.residual_ratio
@@ -309,8 +438,11 @@ def _mse(model, X, y) -> float:
         return float(torch.nn.functional.mse_loss(model(X).squeeze(-1), y))
 
 
-def run(settings: Settings, chunk: int = 0) -> pd.DataFrame:
-    """Train chunk ``chunk`` of the grid and estimate λ̂ for each member: one row per cell."""
+def run(settings: Settings, chunk: int = 0, checkpoint=None) -> pd.DataFrame:
+    """Train chunk ``chunk`` of the grid and estimate λ̂ for each member: one row per cell.
+
+    ``checkpoint``: a :class:`gradmatch.train.checkpoint.Checkpoint` to save the job's state in
+    and resume it from (training and fits); the table is the same with or without it."""
     if not 0 <= chunk < n_chunks(settings):
         raise ValueError(
             f"elastic_net: chunk {chunk} out of range; this grid has {n_chunks(settings)} chunks "
@@ -322,45 +454,49 @@ def run(settings: Settings, chunk: int = 0) -> pd.DataFrame:
     config = {**settings.record(), "chunk": chunk, "members": labels}
     tracking = settings.wandb.model_dump()
     with Tracker(tracking, group="elastic_net", name=f"chunk-{chunk}", config=config) as run_:
-        result = train_chunk(settings, cells, data, on_epoch=run_.member_logger(labels))
-        frame = _match_members(settings, cells, data, result, chunk)
+        logger = run_.member_logger(labels)
+        result = train_chunk(settings, cells, data, on_epoch=logger, checkpoint=checkpoint)
+        frame = _match_members(settings, cells, data, result, chunk, checkpoint)
         run_.member_summary(frame.to_dict("records"), labels)
     return frame
 
 
-def _match_members(settings: Settings, cells, data, result, chunk: int) -> pd.DataFrame:
-    """Step 3 for every member of a trained chunk: one row per cell."""
-    rows = []
-    members = progress_bar(
-        enumerate(cells),
-        total=len(cells),
-        desc="elastic_net: match",
-        unit="members",
-        enabled=settings.progress,
-    )
-    for k, (lambda1, lambda2, seed) in members:
+def _match_members(
+    settings: Settings, cells, data, result, chunk: int, checkpoint=None
+) -> pd.DataFrame:
+    """Step 3 for every member of a trained chunk: one row per cell (the rows done are kept in
+    ``checkpoint``, so a resumed job matches only the others)."""
+    from gradmatch.train.checkpoint import resumable_rows
+
+    def bar(members):
+        return progress_bar(
+            members, desc="elastic_net: match", unit="members", enabled=settings.progress
+        )
+
+    def member_row(k: int) -> dict:
+        lambda1, lambda2, seed = cells[k]
         model = result.member(k, settings.match_weights)
         device = next(model.parameters()).device
         X_train, y_train = data["X_train"][k].to(device), data["y_train"][k].to(device)
         X_test, y_test = data["X_test"][k].to(device), data["y_test"][k].to(device)
         X_train, X_test = X_train.to(model[0].weight.dtype), X_test.to(model[0].weight.dtype)
         y_train, y_test = y_train.to(X_train.dtype), y_test.to(X_train.dtype)
-        rows.append(
-            {
-                "lambda_true_l1": float(lambda1),
-                "lambda_true_l2": float(lambda2),
-                "seed": int(seed),
-                **estimate(settings, model, X_train, y_train, seed),
-                "train_mse": _mse(model, X_train, y_train),
-                "test_mse": _mse(model, X_test, y_test),
-                "epochs_trained": int(result.epochs_trained[k]),
-                "best_epoch": int(result.best_epoch[k]),
-                "matched_weights": settings.match_weights,
-                "train_optimizer": "adam",
-                "smooth_beta": float(settings.smooth_beta),
-                "n_params": int(result.spec.n_parameters()),
-                "chunk": int(chunk),
-                "preset": settings.preset,
-            }
-        )
+        return {
+            "lambda_true_l1": float(lambda1),
+            "lambda_true_l2": float(lambda2),
+            "seed": int(seed),
+            **estimate(settings, model, X_train, y_train, seed, (lambda1, lambda2)),
+            "train_mse": _mse(model, X_train, y_train),
+            "test_mse": _mse(model, X_test, y_test),
+            "epochs_trained": int(result.epochs_trained[k]),
+            "best_epoch": int(result.best_epoch[k]),
+            "matched_weights": settings.match_weights,
+            "train_optimizer": "adam",
+            "smooth_beta": float(settings.smooth_beta),
+            "n_params": int(result.spec.n_parameters()),
+            "chunk": int(chunk),
+            "preset": settings.preset,
+        }
+
+    rows = resumable_rows(checkpoint, "fits", len(cells), member_row, bar)
     return TABLES["summary"].frame(rows)

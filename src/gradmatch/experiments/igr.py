@@ -112,7 +112,9 @@ TABLES = {
         doc="the training history: one row per (width, step size, epoch)",
     ),
 }
-RESOURCES = base.Resources(gpu=1, threads=2, runtime=120, mem_mb=16000)
+# runtime: the least minutes a job asks; its rule asks max(this, margin × the cost projection)
+# × attempt (gradmatch.cost.runtime_minutes)
+RESOURCES = base.Resources(gpu=1, threads=2, runtime=15, mem_mb=16000)
 
 Width = Annotated[int, Field(ge=1)]
 StepSize = Annotated[float, Field(gt=0)]
@@ -280,12 +282,15 @@ def model_spec(settings: Settings, width: int, n_features: int) -> train.MLPSpec
     )
 
 
-def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> train.TrainResult:
+def train_width(
+    settings: Settings, width: int, data: dict, on_epoch=None, checkpoint=None
+) -> train.TrainResult:
     """All step sizes of one width as stacked members (same seed, per-member η), plain SGD.
 
     The best state of a member maximises the validation accuracy among epochs whose accuracy on
     the whole training subset is ≥ ``min_train_accuracy`` (other epochs score NaN, ineligible).
-    ``on_epoch(epoch, metrics)`` is passed to the trainer (per-member metrics, e.g. to W&B).
+    ``on_epoch(epoch, metrics)`` is passed to the trainer (per-member metrics, e.g. to W&B), and
+    ``checkpoint`` too (saved and resumed training state).
     """
     k = len(settings.learning_rates)
     x_train, y_train = data["train"]
@@ -312,6 +317,7 @@ def train_width(settings: Settings, width: int, data: dict, on_epoch=None) -> tr
         dtype="float32",
         desc=f"igr: train width {width}",
         on_epoch=on_epoch,
+        checkpoint=checkpoint,
     )
 
 
@@ -350,8 +356,14 @@ def probe_member(settings: Settings, result, k: int, data: dict) -> igr_core.IGR
     return probe_model(settings, model, data["probe"], settings.learning_rates[k])
 
 
-def member_rows(settings: Settings, width: int, result, data: dict) -> pd.DataFrame:
-    """One row per step size: checkpoint, exclusion flag, accuracies, R_IG, λ̂, ηp/4."""
+def member_rows(
+    settings: Settings, width: int, result, data: dict, checkpoint=None
+) -> pd.DataFrame:
+    """One row per step size: checkpoint, exclusion flag, accuracies, R_IG, λ̂, ηp/4 (the rows
+    done are kept in ``checkpoint``, a :class:`gradmatch.train.checkpoint.Checkpoint`, so a
+    resumed job probes only the others)."""
+    from gradmatch.train.checkpoint import resumable_rows
+
     k, history = len(settings.learning_rates), result.history
     matrices = {
         name: _accuracy_matrix(history, f"{name}_acc", k, settings.epochs)
@@ -367,12 +379,15 @@ def member_rows(settings: Settings, width: int, result, data: dict) -> pd.DataFr
             f"igr: trainer best epochs {result.best_epoch.tolist()} differ from the selection "
             f"rule {chosen.tolist()}; gradmatch.train.train_batched's select contract changed"
         )
-    rows = []
-    for member, lr in enumerate(settings.learning_rates):
+
+    def member_row(member: int) -> dict:
+        lr = settings.learning_rates[member]
         row = _base_row(settings, width, result.spec.n_parameters(), member, lr, matrices)
         row.update(_checkpoint_columns(matrices, chosen[member], excluded[member], member))
         row.update(_probe_columns(settings, result, member, data, excluded[member]))
-        rows.append(row)
+        return row
+
+    rows = resumable_rows(checkpoint, "probes", len(settings.learning_rates), member_row)
     return TABLES["runs"].frame(rows)
 
 
@@ -472,12 +487,58 @@ def n_chunks(settings: Settings) -> int:
     return len(settings.widths)
 
 
-def run(settings: Settings, chunk: int) -> dict[str, pd.DataFrame]:
+def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = None):
+    """The steps of chunk ``chunk`` (one width) for :mod:`gradmatch.cost`.
+
+    Training: epochs × ⌈n_train / batch_size⌉ SGD steps of every step size stacked, and every
+    epoch one evaluation of n_train + n_val + n_test rows; then per probed member a fixed setup
+    and ``probe_steps`` probe steps, each one Hessian–gradient product (≈ 2 backward passes)
+    and ``rk4_substeps`` × 4 gradients on the probe subset in ``probe_dtype``. Every member is
+    counted as probed (an upper bound: excluded runs are not probed); ``actual``:
+    ``train_epochs`` and ``probed`` (members not excluded) of a finished run.
+    """
+    from gradmatch import cost
+
+    if not 0 <= chunk < n_chunks(settings):
+        raise ValueError(f"igr: chunk {chunk} out of range; there are {n_chunks(settings)}")
+    k = len(settings.learning_rates)
+    sizes = (base.DATASET_PIXELS[settings.dataset], *(settings.widths[chunk],) * settings.depth, 10)
+    macs = cost.mlp_macs(sizes)
+    params = macs + 10  # no hidden biases, an output bias
+    epochs = cost.actual_count(actual, "train_epochs", settings.epochs, "igr")
+    probed = cost.actual_count(actual, "probed", k, "igr")
+    probe_rows = min(settings.probe_size, settings.n_train)
+    gradients = 2 + 4 * settings.rk4_substeps  # Hg ≈ 2 backward passes, RK4: 4 per substep
+    steps = -(-settings.n_train // settings.batch_size)
+    eval_rows = settings.n_train + settings.n_val + settings.n_test
+    return cost.Plan(
+        members=k,
+        params=params,
+        phases=(
+            cost.Phase(
+                "train_step", epochs * steps, cost.training_flops(macs, settings.batch_size, k)
+            ),
+            cost.Phase("train_epoch", epochs, 0.0),
+            cost.Phase("eval_row", epochs * eval_rows, cost.forward_flops(macs, 1, k), step=False),
+            cost.Phase("member_fixed", probed, 0.0, settings.probe_dtype),
+            cost.Phase(
+                "probe_step",
+                probed * settings.probe_steps,
+                gradients * cost.training_flops(macs, probe_rows),
+                settings.probe_dtype,
+            ),
+        ),
+    )
+
+
+def run(settings: Settings, chunk: int, checkpoint=None) -> dict[str, pd.DataFrame]:
     """Train every step size of width ``widths[chunk]``, select, probe; tables runs and epochs.
 
     With ``wandb`` tracking on, the chunk is one W&B run (group ``igr``): the settings as config,
     every step size's per-epoch metrics as ``lr=<η>/<metric>``, and each run's row (λ̂, ηp/4,
     R_IG, accuracies, exclusion) in the summary. The tables do not depend on it.
+    ``checkpoint``: a :class:`gradmatch.train.checkpoint.Checkpoint` to save the job's state in
+    and resume it from (training and probes); the tables are the same with or without it.
     """
     if not 0 <= chunk < n_chunks(settings):
         raise ValueError(
@@ -491,7 +552,8 @@ def run(settings: Settings, chunk: int) -> dict[str, pd.DataFrame]:
     wandb = settings.wandb.model_dump()
     with Tracker(wandb, group="igr", name=f"chunk-{chunk}", config=config) as tracker:
         torch.manual_seed(settings.seed)
-        result = train_width(settings, width, data, tracker.member_logger(labels))
-        runs = member_rows(settings, width, result, data)
+        logger = tracker.member_logger(labels)
+        result = train_width(settings, width, data, logger, checkpoint)
+        runs = member_rows(settings, width, result, data, checkpoint)
         tracker.member_summary(runs.to_dict("records"), labels)
     return {"runs": runs, "epochs": epoch_rows(settings, width, result)}

@@ -69,7 +69,9 @@ TABLES = {
         doc="one row per (case, step k): drifts of GD from both flows at time kη",
     )
 }
-RESOURCES = base.Resources(gpu=1, threads=2, runtime=60, mem_mb=8000)
+# runtime: the least minutes a job asks; its rule asks max(this, margin × the cost projection)
+# × attempt (gradmatch.cost.runtime_minutes)
+RESOURCES = base.Resources(gpu=1, threads=2, runtime=15, mem_mb=8000)
 
 StepSize = Annotated[float, Field(gt=0)]
 Width = Annotated[int, Field(ge=1)]
@@ -240,6 +242,37 @@ def cases(settings: Settings, device):
         }
         problem = mlp_problem(settings, activation, device)
         yield labels, problem, settings.mlp_lr, settings.mlp_steps
+
+
+def cost_plan(settings: Settings, actual: dict[str, int] | None = None):
+    """The steps of the job for :mod:`gradmatch.cost` (float64 throughout).
+
+    Per case a fixed setup and N steps, each one gradient of GD, RK4 of the original flow
+    (``rk4_substeps`` × 4 gradients) and of the modified flow (× 4 gradients with their
+    Hessian–gradient products, ≈ 3 backward passes each); linear cases per η, MLP cases per
+    activation. The job has no early stopping (``actual`` is accepted and unused).
+    """
+    from gradmatch import cost
+
+    del actual  # fixed step counts
+    per_step = 1 + 4 * settings.rk4_substeps + 12 * settings.rk4_substeps
+    sizes = (base.DATASET_PIXELS[settings.dataset], *settings.mlp_hidden, 10)
+    mlp_macs = cost.mlp_macs(sizes)
+    n_linear, n_mlp = len(settings.synthetic_lrs), len(settings.mlp_activations)
+    linear_flops = per_step * cost.training_flops(
+        settings.synthetic_features, settings.synthetic_samples
+    )
+    mlp_flops = per_step * cost.training_flops(mlp_macs, settings.mlp_samples)
+    return cost.Plan(
+        members=n_linear + n_mlp,
+        params=mlp_macs + 10,
+        phases=(
+            cost.Phase("linear_case", n_linear, 0.0, "float64"),
+            cost.Phase("linear_step", n_linear * settings.synthetic_steps, linear_flops, "float64"),
+            cost.Phase("mlp_case", n_mlp, 0.0, "float64"),
+            cost.Phase("mlp_step", n_mlp * settings.mlp_steps, mlp_flops, "float64"),
+        ),
+    )
 
 
 def run(settings: Settings) -> pd.DataFrame:
