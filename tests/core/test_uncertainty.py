@@ -143,3 +143,13 @@ def test_bootstrap_over_batches_matches_the_spread_of_independent_batches():
         bootstrap_batches(Ridge(), theta, [design[:, 1]])
     with pytest.raises(ValueError, match="batch_sizes must hold 20 positive sizes"):
         bootstrap_batches(family, theta, batches(), batch_sizes=[1, 2])
+
+
+def test_a_numerically_singular_gram_gives_nan_errors_with_the_reason():
+    from gradmatch.core.uncertainty import hc1
+
+    gram = np.array([[1.0, 2.0], [2.0, 4.0]])  # exactly singular: LU has a zero pivot
+    stderr, method = hc1(gram, gram, 10)
+    assert np.isnan(stderr).all() and method == "not available: AᵀA is numerically singular"
+    stderr, method = hc1(np.eye(2), np.eye(2), 10)
+    assert method == HC1 and np.allclose(stderr, np.sqrt(10 / 8))

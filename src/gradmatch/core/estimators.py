@@ -327,7 +327,7 @@ def _dense_stderr(design: np.ndarray, residual: np.ndarray, rank: int) -> tuple[
         return uncertainty.not_available(n_unknowns, "no residual degrees of freedom (N = k)")
     gram = design.T @ design
     meat = (design * residual[:, None] ** 2).T @ design
-    return uncertainty.hc1_stderr(gram, meat, n_equations), uncertainty.HC1
+    return uncertainty.hc1(gram, meat, n_equations)
 
 
 def _fit_dense(family, thetas, targets, method, normalize, adam, target_batches, allow) -> Fit:
@@ -454,8 +454,7 @@ def _fit_columns(family, thetas, targets, method, normalize, allow, chunk) -> Fi
     elif n_equations <= n_unknowns:
         stderr, se_method = uncertainty.not_available(n_unknowns, "no residual degrees of freedom")
     else:
-        stderr = uncertainty.hc1_stderr(gram.cpu().numpy(), meat.cpu().numpy(), n_equations)
-        se_method = uncertainty.HC1
+        stderr, se_method = uncertainty.hc1(gram.cpu().numpy(), meat.cpu().numpy(), n_equations)
     rss, cross, prediction_sq = (float(value) for value in sums)
     values = coefficients.cpu().numpy()
     return Fit(

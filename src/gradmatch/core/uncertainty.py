@@ -30,6 +30,7 @@ __all__ = [
     "Z95",
     "BootstrapFit",
     "bootstrap_batches",
+    "hc1",
     "hc1_stderr",
     "not_available",
 ]
@@ -55,6 +56,16 @@ def hc1_stderr(gram: np.ndarray, meat: np.ndarray, n_equations: int) -> np.ndarr
     covariance = bread @ np.asarray(meat, dtype=np.float64) @ bread
     covariance *= n_equations / (n_equations - k)
     return np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+
+
+def hc1(gram: np.ndarray, meat: np.ndarray, n_equations: int) -> tuple[np.ndarray, str]:
+    """(standard errors, method) of :func:`hc1_stderr`; NaN with the reason when AᵀA is singular
+    in floating point although the solver judged the design full rank (e.g. two design columns
+    equal up to a scale, as ElasticNet's 2θ and θ/β when every |θ| < β)."""
+    try:
+        return hc1_stderr(gram, meat, n_equations), HC1
+    except np.linalg.LinAlgError:
+        return not_available(np.shape(gram)[0], "AᵀA is numerically singular")
 
 
 @dataclasses.dataclass(frozen=True)
