@@ -47,6 +47,7 @@ _EXPORTS = {
     "ParameterGroups": "gradmatch.core.groups",
     "parameter_groups": "gradmatch.core.groups",
     "bootstrap_batches": "gradmatch.core.uncertainty",
+    "effective_parameter_count": "gradmatch.core.uncertainty",
     "match_gradients": "gradmatch.core.estimators",
     "match_trajectory": "gradmatch.core.estimators",
     "loss_gradient": "gradmatch.core.autodiff",

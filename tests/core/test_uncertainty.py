@@ -153,3 +153,42 @@ def test_a_numerically_singular_gram_gives_nan_errors_with_the_reason():
     assert np.isnan(stderr).all() and method == "not available: AᵀA is numerically singular"
     stderr, method = hc1(np.eye(2), np.eye(2), 10)
     assert method == HC1 and np.allclose(stderr, np.sqrt(10 / 8))
+
+
+def test_effective_parameter_count_is_n_for_uncorrelated_errors_and_doubles_with_endpoints():
+    from gradmatch.core.uncertainty import effective_parameter_count
+
+    rng = np.random.default_rng(3)
+    design = rng.normal(size=(60, 2))
+    n_eff, kappa = effective_parameter_count(design, rng.normal(size=(20000, 60)))
+    assert abs(kappa - 1) < 0.05 and abs(n_eff - 60) < 3
+    stacked = np.vstack([design, rng.normal(size=(60, 2))])  # a second, independent endpoint
+    n_eff_2, _ = effective_parameter_count(stacked, rng.normal(size=(20000, 120)))
+    assert abs(n_eff_2 / n_eff - 2) < 0.1
+
+
+def test_errors_aligned_with_the_design_inflate_kappa():
+    from gradmatch.core.uncertainty import effective_parameter_count
+
+    rng = np.random.default_rng(4)
+    design = rng.normal(size=(60, 2))
+    direction = design[:, 0] / np.linalg.norm(design[:, 0])
+    errors = rng.normal(size=(20000, 60)) + 5.0 * rng.normal(size=(20000, 1)) * direction
+    n_eff, kappa = effective_parameter_count(design, errors)
+    # unit mean variance: tr C = 60 with 25 of it along `direction`, so κ ≈ 60·26/85 ≈ 18.4
+    assert abs(kappa - 60 * 26 / 85) < 1.0 and n_eff < 60 / 15
+    orthogonal = rng.normal(size=60)
+    orthogonal -= design @ np.linalg.lstsq(design, orthogonal, rcond=None)[0]
+    orthogonal /= np.linalg.norm(orthogonal)
+    errors = rng.normal(size=(20000, 60)) + 5.0 * rng.normal(size=(20000, 1)) * orthogonal
+    _, kappa_outside = effective_parameter_count(design, errors)
+    assert kappa_outside < 1  # noise outside the design's span does not inflate the error
+
+
+def test_effective_parameter_count_names_bad_input():
+    from gradmatch.core.uncertainty import effective_parameter_count
+
+    with pytest.raises(ValueError, match="error_samples must be"):
+        effective_parameter_count(np.ones((5, 1)), np.ones((1, 5)))
+    with pytest.raises(ValueError, match="no variance"):
+        effective_parameter_count(np.ones((5, 1)), np.ones((3, 5)))

@@ -12,9 +12,18 @@ The assumption that the coordinates are independent is the weak point: gradient 
 correlated across parameters (Appendix B's error covariance), so the intervals can be too
 narrow; :func:`bootstrap_batches` resamples data batches instead and keeps that correlation.
 
-Appendix B's *effective parameter count* is not provided: its defining formula is lost from
-the paper text we have (the symbols are stripped; only its description survives, "analogous to
-effective sample size"), and we do not guess it.
+Appendix B's *effective parameter count* (:func:`effective_parameter_count`) is our reading of
+B.1, whose symbols are lost from the paper text we have. What survives: the error of Λ̂ scales
+with the number of coefficients over an effective parameter count, "analogous to effective
+sample size", which is the number of stacked equations N deflated by an inflation factor κ,
+"the largest eigenvalue of [the error covariance] when restricted to the column space of the
+regularizer gradient design matrix", equal to 1 for uncorrelated errors; doubling the number of
+independent endpoints doubles it. We therefore compute, from samples e_s of the endpoint
+gradient error (e.g. residuals at several seeds, or per-batch targets minus their mean),
+
+    C = Σ̂ / (tr Σ̂ / N)   (the error covariance at unit mean variance),
+    κ = λ_max(Qᵀ C Q)     (Q an orthonormal basis of the columns of A),
+    N_eff = N / κ.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ __all__ = [
     "Z95",
     "BootstrapFit",
     "bootstrap_batches",
+    "effective_parameter_count",
     "hc1",
     "hc1_stderr",
     "not_available",
@@ -66,6 +76,28 @@ def hc1(gram: np.ndarray, meat: np.ndarray, n_equations: int) -> tuple[np.ndarra
         return hc1_stderr(gram, meat, n_equations), HC1
     except np.linalg.LinAlgError:
         return not_available(np.shape(gram)[0], "AᵀA is numerically singular")
+
+
+def effective_parameter_count(design: Any, error_samples: Any) -> tuple[float, float]:
+    """(N_eff, κ) of Appendix B as read in the module docstring: ``design`` the stacked A
+    (N × k), ``error_samples`` (S × N) samples of the endpoint gradient error (S ≥ 2, centred
+    here). Σ̂ is never formed: Qᵀ Σ̂ Q = (QᵀEᵀ)(EQ)/(S − 1) and tr Σ̂ = ‖E‖²_F/(S − 1)."""
+    design = np.asarray(design, dtype=np.float64)
+    errors = np.atleast_2d(np.asarray(error_samples, dtype=np.float64))
+    n_equations = design.shape[0]
+    if errors.shape[1] != n_equations or errors.shape[0] < 2:
+        raise ValueError(
+            f"error_samples must be (S >= 2, N = {n_equations}), got shape {errors.shape}"
+        )
+    errors = errors - errors.mean(axis=0)
+    total = float(np.sum(errors**2))
+    if total == 0:
+        raise ValueError("error_samples have no variance: κ is undefined")
+    basis, _ = np.linalg.qr(design)
+    projected = errors @ basis  # S × k
+    restricted = projected.T @ projected / total * n_equations
+    kappa = float(np.linalg.eigvalsh(restricted)[-1])
+    return n_equations / kappa, kappa
 
 
 @dataclasses.dataclass(frozen=True)
