@@ -96,6 +96,51 @@ def forward_flops(macs: int, rows: int, members: int = 1) -> float:
     return 2.0 * macs * rows * members
 
 
+def training_phases(epochs: int, steps: int, macs: int, batch_size: int, members: int) -> tuple:
+    """``train_step`` (``steps`` minibatches of ``batch_size`` rows per epoch, all members
+    stacked) and ``train_epoch`` (the fixed cost of an epoch), at ``epochs`` epochs."""
+    return (
+        Phase("train_step", epochs * steps, training_flops(macs, batch_size, members)),
+        Phase("train_epoch", epochs, 0.0),
+    )
+
+
+def adam_fit_phases(
+    members: int, n_train: int, macs: int, params: int, fit, fit_epochs: int, columns: int,
+    full_batches: bool,
+) -> tuple:  # fmt: skip
+    """The authors' Adam fit as :func:`gradmatch.train.matching.minibatch_targets` runs it
+    with projected targets, ``fit`` the ``AdamFit`` block, ``fit_epochs`` over all members:
+
+    - ``fit_projection``: per member and training row, one float64 jvp per design column
+      (``columns``: 1 for ridge, 2 for elastic net); with one batch holding every row, the
+      one full-data target instead (a float32 backward pass per row);
+    - ``fit_monitor``: per fit epoch, the backward pass of the monitored (last) minibatch and
+      the k-vector step (≈ 10 flops per parameter);
+    - ``fit_step``: the fixed cost of every other minibatch target's step.
+    ``full_batches``: the partial last batch is dropped (its step count is ⌊n/b⌋, else ⌈n/b⌉).
+    Without a minibatch size (``fit.batch_size`` None) each epoch is one full-target step.
+    """
+    batched = fit.batch_size is not None
+    minibatch = batched and fit.batch_size < n_train
+    steps = (n_train // fit.batch_size if full_batches else -(-n_train // fit.batch_size)) if (
+        minibatch
+    ) else 1  # fmt: skip
+    projection = columns * 2 * forward_flops(macs, 1) if minibatch else training_flops(macs, 1)
+    monitor = 10.0 * params + (training_flops(macs, fit.batch_size) if minibatch else 0)
+    return (
+        Phase(
+            "fit_projection",
+            members * n_train if batched else 0,
+            projection,
+            precision="float64" if minibatch else "float32",
+            step=False,
+        ),
+        Phase("fit_monitor", fit_epochs if batched else 0, monitor),
+        Phase("fit_step", fit_epochs * (steps - 1) if batched else fit_epochs, 0.0),
+    )
+
+
 def actual_count(actual: dict[str, int] | None, key: str, default: int, analysis: str) -> int:
     """``actual[key]`` when given (the epochs a finished run used), else ``default``."""
     if actual is None or key not in actual:

@@ -291,13 +291,6 @@ def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = No
     )
     fit = settings.adam_fit
     fit_epochs = cost.actual_count(actual, "fit_epochs", k * fit.max_epochs, "dropout")
-    batched = fit.batch_size is not None
-    minibatch = batched and fit.batch_size < n_train
-    fit_steps = -(-n_train // fit.batch_size) if minibatch else 1
-    projection_flops = (
-        2 * cost.forward_flops(macs, 1) if minibatch else cost.training_flops(macs, 1)
-    )
-    monitor_flops = 10.0 * params + (cost.training_flops(macs, fit.batch_size) if minibatch else 0)
     member_flops = cost.training_flops(macs, n_train) + cost.forward_flops(
         macs, rows["train"] + rows["test"]
     )
@@ -306,21 +299,10 @@ def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = No
         members=k,
         params=params,
         phases=(
-            cost.Phase(
-                "train_step", epochs * steps, cost.training_flops(macs, settings.batch_size, k)
-            ),
-            cost.Phase("train_epoch", epochs, 0.0),
+            *cost.training_phases(epochs, steps, macs, settings.batch_size, k),
             cost.Phase("eval_row", epochs * n_val, cost.forward_flops(macs, 1, k), step=False),
             cost.Phase("member_fixed", k, member_flops),
-            cost.Phase(
-                "fit_projection",
-                k * n_train if batched else 0,
-                projection_flops,
-                precision="float64" if minibatch else "float32",
-                step=False,
-            ),
-            cost.Phase("fit_monitor", fit_epochs if batched else 0, monitor_flops),
-            cost.Phase("fit_step", fit_epochs * (fit_steps - 1) if batched else fit_epochs, 0.0),
+            *cost.adam_fit_phases(k, n_train, macs, params, fit, fit_epochs, 1, False),
         ),
     )
 

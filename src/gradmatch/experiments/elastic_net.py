@@ -31,6 +31,7 @@ Random streams: the data of a seed come from generator ``seed``; the training ba
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from typing import Annotated, Literal
@@ -259,34 +260,18 @@ def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = No
     epochs = cost.actual_count(actual, "train_epochs", stopping.max_epochs, "elastic_net")
     fit_default = k * fit.max_epochs if "adam" in settings.fit_methods else 0
     fit_epochs = cost.actual_count(actual, "fit_epochs", fit_default, "elastic_net")
-    batched = fit_default > 0 and fit.batch_size is not None
-    minibatch = batched and fit.batch_size < n_train
-    fit_steps = n_train // fit.batch_size if minibatch else 1
-    columns = 2  # the design columns of ElasticNet: one jvp each per row
-    projection_flops = (
-        columns * 2 * cost.forward_flops(macs, 1) if minibatch else cost.training_flops(macs, 1)
-    )
-    monitor_flops = 10.0 * params + (cost.training_flops(macs, fit.batch_size) if minibatch else 0)
     member_flops = cost.training_flops(macs, n_train) + cost.forward_flops(macs, settings.n_samples)
     steps = n_train // settings.batch_size
+    fit_phases = cost.adam_fit_phases(k, n_train, macs, params, fit, fit_epochs, 2, True)
+    if fit_default <= 0:  # no Adam fit among the methods: nothing to project or monitor
+        fit_phases = tuple(dataclasses.replace(phase, units=0) for phase in fit_phases)
     return cost.Plan(
         members=k,
         params=params,
         phases=(
-            cost.Phase(
-                "train_step", epochs * steps, cost.training_flops(macs, settings.batch_size, k)
-            ),
-            cost.Phase("train_epoch", epochs, 0.0),
+            *cost.training_phases(epochs, steps, macs, settings.batch_size, k),
             cost.Phase("member_fixed", k, member_flops),
-            cost.Phase(
-                "fit_projection",
-                k * n_train if batched else 0,
-                projection_flops,
-                precision="float64" if minibatch else "float32",
-                step=False,
-            ),
-            cost.Phase("fit_monitor", fit_epochs if batched else 0, monitor_flops),
-            cost.Phase("fit_step", fit_epochs * (fit_steps - 1) if batched else fit_epochs, 0.0),
+            *fit_phases,
         ),
     )
 
