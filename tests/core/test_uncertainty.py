@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from gradmatch import DiagQuadratic, ElasticNet, Ridge, SymQuadratic, match_gradients
-from gradmatch.core.uncertainty import HC1, Z95, bootstrap_batches, hc1_stderr
+from gradmatch.core.uncertainty import (
+    HC1,
+    Z95,
+    bootstrap_batches,
+    hc1,
+    hc1_stderr,
+    sandwich_or_reason,
+)
 
 TRUTH = np.array([0.5, 2.0])
 REPETITIONS = 400
@@ -153,6 +160,35 @@ def test_a_numerically_singular_gram_gives_nan_errors_with_the_reason():
     assert np.isnan(stderr).all() and method == "not available: AᵀA is numerically singular"
     stderr, method = hc1(np.eye(2), np.eye(2), 10)
     assert method == HC1 and np.allclose(stderr, np.sqrt(10 / 8))
+
+
+def test_every_fit_decides_standard_errors_by_one_rule():
+    """Rank < k: not identified; N <= k: no degrees of freedom; both before any moment is
+    computed; else HC1 of the moments. The dense, normal-equations and SymQuadratic fits agree."""
+
+    def never():
+        raise AssertionError("the moments were computed for an unavailable standard error")
+
+    deficient, reason = sandwich_or_reason(10, 3, 2, never)
+    assert np.isnan(deficient).all() and "not identified (rank 2 < k = 3)" in reason
+    exact, reason = sandwich_or_reason(3, 3, 3, never)
+    assert np.isnan(exact).all() and "no residual degrees of freedom (N = 3 <= k = 3)" in reason
+    design = np.random.default_rng(0).normal(size=(20, 2))
+    residual = np.random.default_rng(1).normal(size=20)
+    moments = design.T @ design, (design * residual[:, None] ** 2).T @ design
+    full, method = sandwich_or_reason(20, 2, 2, lambda: moments)
+    np.testing.assert_array_equal(full, hc1(*moments, 20)[0])
+    assert method == HC1
+    theta = np.random.default_rng(2).normal(size=(1, 2))
+    target = np.random.default_rng(3).normal(size=(1, 2))
+    with pytest.warns(UserWarning, match="not identified"):
+        symmetric = match_gradients(SymQuadratic(), theta, target, allow_underdetermined=True)
+    for fit in (
+        match_gradients(ElasticNet(beta=1e-3), theta, target),
+        match_gradients(ElasticNet(beta=1e-3), torch.as_tensor(theta), torch.as_tensor(target)),
+        symmetric,
+    ):
+        assert np.isnan(fit.stderr).all() and fit.se_method.startswith("not available: ")
 
 
 def test_effective_parameter_count_is_n_for_uncorrelated_errors_and_doubles_with_endpoints():

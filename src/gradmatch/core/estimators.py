@@ -320,14 +320,12 @@ def _summary(rss: float, cross: float, prediction_sq: float, target_sq: float, n
 
 
 def _dense_stderr(design: np.ndarray, residual: np.ndarray, rank: int) -> tuple[Any, str]:
-    n_equations, n_unknowns = design.shape
-    if rank < n_unknowns:
-        return uncertainty.not_available(n_unknowns, f"Λ not identified (rank {rank})")
-    if n_equations <= n_unknowns:
-        return uncertainty.not_available(n_unknowns, "no residual degrees of freedom (N = k)")
-    gram = design.T @ design
-    meat = (design * residual[:, None] ** 2).T @ design
-    return uncertainty.hc1(gram, meat, n_equations)
+    """HC1 standard errors of a dense fit (:func:`uncertainty.sandwich_or_reason`)."""
+
+    def moments():
+        return design.T @ design, (design * residual[:, None] ** 2).T @ design
+
+    return uncertainty.sandwich_or_reason(*design.shape, rank, moments)
 
 
 def _fit_dense(family, thetas, targets, method, normalize, adam, target_batches, allow) -> Fit:
@@ -449,12 +447,9 @@ def _fit_columns(family, thetas, targets, method, normalize, allow, chunk) -> Fi
     coefficients = scaled / scales
     sums, meat = _column_residuals(family, thetas, targets, coefficients, chunk)
     n_unknowns = gram.shape[0]
-    if rank < n_unknowns:
-        stderr, se_method = uncertainty.not_available(n_unknowns, f"Λ not identified ({rank=})")
-    elif n_equations <= n_unknowns:
-        stderr, se_method = uncertainty.not_available(n_unknowns, "no residual degrees of freedom")
-    else:
-        stderr, se_method = uncertainty.hc1(gram.cpu().numpy(), meat.cpu().numpy(), n_equations)
+    stderr, se_method = uncertainty.sandwich_or_reason(
+        n_equations, n_unknowns, rank, lambda: (gram.cpu().numpy(), meat.cpu().numpy())
+    )
     rss, cross, prediction_sq = (float(value) for value in sums)
     values = coefficients.cpu().numpy()
     return Fit(
@@ -578,8 +573,10 @@ def _fit_symmetric(family, thetas, targets, decomposition) -> tuple:
     residual = prediction - target
     m, p = theta.shape
     n_equations, n_unknowns = m * p, p * (p + 1) // 2
-    if n_equations <= n_unknowns:
-        stderr, se_method = uncertainty.not_available(n_unknowns, "no residual degrees of freedom")
+    if n_equations <= n_unknowns:  # the reason as the other fits give it
+        stderr, se_method = uncertainty.sandwich_or_reason(
+            n_equations, n_unknowns, n_unknowns, None
+        )
     elif n_equations * n_unknowns > DENSE_SE_LIMIT:
         stderr, se_method = uncertainty.not_available(
             n_unknowns,

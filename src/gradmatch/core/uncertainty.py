@@ -29,7 +29,7 @@ gradient error (e.g. residuals at several seeds, or per-batch targets minus thei
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,23 @@ def hc1(gram: np.ndarray, meat: np.ndarray, n_equations: int) -> tuple[np.ndarra
         return hc1_stderr(gram, meat, n_equations), HC1
     except np.linalg.LinAlgError:
         return not_available(np.shape(gram)[0], "AᵀA is numerically singular")
+
+
+def sandwich_or_reason(
+    n_equations: int, n_unknowns: int, rank: int, moments: Callable[[], tuple]
+) -> tuple[np.ndarray, str]:
+    """(standard errors, method) of a least-squares fit of ``n_unknowns`` coefficients to
+    ``n_equations`` stacked equations with design rank ``rank``: NaN with the reason when Λ is
+    not identified (rank < k) or no residual degrees of freedom are left (N ≤ k); otherwise
+    :func:`hc1` of ``moments()`` = (AᵀA, Aᵀdiag(r²)A), computed only then."""
+    if rank < n_unknowns:
+        return not_available(n_unknowns, f"Λ not identified (rank {rank} < k = {n_unknowns})")
+    if n_equations <= n_unknowns:
+        return not_available(
+            n_unknowns, f"no residual degrees of freedom (N = {n_equations} <= k = {n_unknowns})"
+        )
+    gram, meat = moments()
+    return hc1(gram, meat, n_equations)
 
 
 def effective_parameter_count(design: Any, error_samples: Any) -> tuple[float, float]:
