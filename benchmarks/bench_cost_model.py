@@ -3,7 +3,9 @@
 For each job of the training rules (``gradmatch cost``'s jobs), this times its phases with
 :func:`gradmatch.cost.timing.measure` (as ``gradmatch cost`` does), then runs the job through
 the CLI (``gradmatch <analysis> --configfile FILE --chunk i``, a fresh process, as the workflow
-does) and measures its wall time. Early stopping may stop a job before the maximum epochs, so
+does) and measures its wall time, then times its phases again: the projection compared is the
+mean of the two (this shared 2-core machine's speed drifts by tens of percent over minutes;
+both are kept in the JSON). Early stopping may stop a job before the maximum epochs, so
 the projection compared is the one at the epochs the job actually ran (read from its tables:
 the largest ``epochs_trained``, the Adam-fit epochs summed over members, the members probed),
 priced with the same measured step times; the projection at the maximum epochs is printed
@@ -71,6 +73,16 @@ def run_job(analysis: str, chunk: int, configfile: str, folder: Path) -> tuple[f
     return seconds, {name: io.read_parquet(path) for name, path in outs.items()}
 
 
+def measured_seconds(analysis: str, settings, chunk: int) -> dict[str, float]:
+    """The job's phase timings as ``gradmatch cost`` takes them, with its start measured anew
+    (fresh interpreters): the machine's speed drifts over minutes, so each job is timed just
+    before and just after its run and compared with the mean of the two."""
+    seconds = timing.measure(analysis, settings, chunk)
+    timing.start_seconds.cache_clear()
+    seconds["start"] += timing.start_seconds(getattr(settings, "dataset", None))
+    return seconds
+
+
 def projection(analysis: str, settings, chunk: int, seconds: dict, actual=None) -> float:
     plan = cost.job_plan(analysis, settings, chunk, actual)
     return seconds["start"] + sum(phase.units * seconds[phase.name] for phase in plan.phases)
@@ -83,15 +95,16 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/cost_model_cpu_default.json")
     args = parser.parse_args()
     loaded = config.load_yaml(args.configfile)
-    start_s = timing.start_seconds()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for analysis, chunk, settings in cost_cli.jobs(loaded, args.only, None):
-            seconds = timing.measure(analysis, settings, chunk)
-            seconds["start"] += start_s
+            before = measured_seconds(analysis, settings, chunk)
             measured, tables = run_job(analysis, chunk, args.configfile, Path(tmp))
+            after = measured_seconds(analysis, settings, chunk)
             actual = actual_counts(analysis, tables)
-            projected = projection(analysis, settings, chunk, seconds, actual)
+            bracket = [projection(analysis, settings, chunk, s, actual) for s in (before, after)]
+            projected = sum(bracket) / 2
+            seconds = {name: (before[name] + after[name]) / 2 for name in before}
             ratio = measured / projected
             rows.append(
                 {
@@ -100,6 +113,7 @@ def main() -> None:
                     "actual": actual,
                     "measured_s": round(measured, 2),
                     "projected_s": round(projected, 2),
+                    "projected_before_after_s": [round(value, 2) for value in bracket],
                     "projected_max_epochs_s": round(
                         projection(analysis, settings, chunk, seconds), 2
                     ),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gradmatch import config, cost, experiments, io
@@ -133,6 +134,67 @@ def test_fit_phase_rejects_a_fit_that_misses_the_jobs():
     cost.fit_phase(sizes, scattered, "igr.train_step", share=[1e-3] * 4)
     with pytest.raises(ValueError, match="misses"):
         cost.fit_phase(sizes, scattered, "igr.train_step", share=[100.0] * 4)
+
+
+def test_a_phase_measured_at_nearby_sizes_takes_the_slope_of_the_phase_it_is_like():
+    """fit_monitor measured at 3e4..1.3e5 flops (full batch on the default preset) must not
+    extrapolate its own noisy slope to the paper's 1.8e10-flop backward passes."""
+    assert cost.spans([1e6, 1e7]) and cost.spans([0.0, 5.0]) and not cost.spans([3e4, 1.3e5])
+    assert not cost.spans([0.0, 0.0])
+
+    def job(flops, seconds, like=""):
+        return {
+            "flops": flops, "seconds": seconds, "share": [1e-6] * len(flops),
+            "precision": "float32", "step": True, "like": like,
+        }  # fmt: skip
+
+    train = [1e6, 1e7, 1e8]
+    noisy = [3e4, 1.3e5]
+    measured = {
+        "dropout.train_step": job(train, [1e-3 + 3e-11 * f for f in train]),
+        "dropout.fit_monitor": job(noisy, [2e-4, 6e-4], like="train_step"),  # slope 4e-9
+        "dropout.eval_row": job(noisy, [2e-4, 6e-4]),  # no like: its own slope
+    }
+    fits = cost.fit_phases(measured)
+    assert fits["dropout.train_step"]["s_per_flop"] == pytest.approx(3e-11)
+    assert fits["dropout.train_step"]["slope"] == "fitted"
+    monitor = fits["dropout.fit_monitor"]
+    assert monitor["slope"] == "like train_step"
+    assert monitor["s_per_flop"] == fits["dropout.train_step"]["s_per_flop"]
+    assert monitor["overhead_s"] == pytest.approx(np.median([2e-4 - 9e-7, 6e-4 - 3.9e-6]))
+    assert fits["dropout.eval_row"]["s_per_flop"] == pytest.approx(4e-9)
+    spanned = cost.fit_phases({**measured, "dropout.fit_monitor": job(train, [1.0] * 3, "x")})
+    assert spanned["dropout.fit_monitor"]["slope"] == "fitted"
+
+
+def test_the_monitored_batch_is_the_last_one_partial_unless_dropped():
+    fit = config.section_settings({}, "dropout").adam_fit.model_copy(update={"batch_size": 4})
+    kept = cost.adam_fit_phases(1, 10, 100, 50, fit, 3, 1, False)
+    dropped = cost.adam_fit_phases(1, 10, 100, 50, fit, 3, 1, True)
+    monitor = {phase.name: phase for phase in kept}["fit_monitor"]
+    assert monitor.flops == 10 * 50 + cost.training_flops(100, 2)  # 10 mod 4 rows
+    assert {p.name: p for p in dropped}["fit_monitor"].flops == 500 + cost.training_flops(100, 4)
+    assert {p.name: p for p in kept}["fit_step"].units == 3 * 2  # 3 batches, one monitored
+    assert {p.name: p for p in dropped}["fit_step"].units == 3 * 1
+
+
+def test_a_phase_no_job_ran_takes_its_twin_of_another_analysis_or_is_labelled():
+    def job(units, seconds):
+        return {
+            "flops": [0.0] * len(units), "units": units, "seconds": seconds,
+            "share": [1e-6] * len(units), "precision": "float32", "step": True, "like": "",
+        }  # fmt: skip
+
+    fits = cost.fit_phases(
+        {
+            "dropout.fit_step": job([0, 0], [0.0, 0.0]),  # every dropout fit was full-batch
+            "elastic_net.fit_step": job([10, 20], [1e-4, 1e-4]),
+            "igr.member_fixed": job([0], [0.0]),
+        }
+    )
+    assert fits["dropout.fit_step"]["overhead_s"] == pytest.approx(1e-4)
+    assert fits["dropout.fit_step"]["slope"] == "like elastic_net.fit_step (not run here)"
+    assert fits["igr.member_fixed"]["slope"].startswith("not measured")
 
 
 def test_the_cuda_estimate_is_labelled_and_wider():
@@ -323,7 +385,7 @@ def test_a_difference_within_the_noise_is_not_a_measurement():
     from gradmatch.cost import timing
 
     assert timing.spread([1.0, 1.5, 9.0]) == 0.5 and timing.spread([2.0]) == 0.0
-    assert timing.resolved_steps([1.0, 1.01, 3.0], [2.0, 2.02, 2.5], 10) == pytest.approx(0.1)
+    assert timing.resolved_steps([1.0, 1.01, 3.0], [2.0, 2.02, 2.5], 10) == pytest.approx(0.101)
     assert timing.resolved_steps([1.0, 1.5, 1.6], [2.0, 2.1, 2.2], 10) is None  # 1.0 < 3 x 0.5
     assert timing.resolved_steps([1.0, 1.0], [1.1, 1.1], 10) is None  # shorter than TARGET_S
     runs = [(1, 16, 1.0), (9, 16, 1.01), (1, 2048, 2.0)]
@@ -371,6 +433,11 @@ def test_fit_seconds_splits_a_member_call_into_the_fit_phases():
     assert seconds["fit_monitor"] == pytest.approx(0.1)
     assert seconds["fit_step"] == pytest.approx(0.01)
     assert seconds["member_fixed"] == pytest.approx(0.5)
+    # a long fit's epochs run at 0.095 s, not the 0.19 s of the first epochs timed from inside
+    scaled = timing.fit_seconds([2.0 + 0.5 + 3 * 0.19, 5.0], [record, slow], plan, 0.095)
+    assert scaled["fit_monitor"] == pytest.approx(0.05)
+    assert scaled["fit_step"] == pytest.approx(0.005)
+    assert scaled["fit_projection"] == seconds["fit_projection"]
     with pytest.raises(RuntimeError, match="expected one fit"):
         timing.fit_seconds([1.0], [{"projection": [], "targets": [], "steps": []}], plan)
 

@@ -107,11 +107,11 @@ def _device_name(settings) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
-def _measure_job(analysis, chunk, settings, start_s: float | None, file: str, path):
+def _measure_job(analysis, chunk, settings, timed: bool, file: str, path):
     """The job's row (unpriced) and phase rows, timed on the device present, or priced by the
-    calibration ``path`` when ``start_s`` is None."""
+    calibration ``path`` when not ``timed``."""
     plan = cost.job_plan(analysis, settings, chunk)
-    if start_s is None:
+    if not timed:
         device = cost.calibration_device(
             settings.device, experiments.module(analysis).RESOURCES.gpu
         )
@@ -124,7 +124,7 @@ def _measure_job(analysis, chunk, settings, start_s: float | None, file: str, pa
         from gradmatch.cost import timing
 
         seconds = timing.measure(analysis, settings, chunk)
-        seconds["start"] += start_s
+        seconds["start"] += timing.start_seconds(getattr(settings, "dataset", None))
         device = _device_name(settings)
     phase_rows = [
         {
@@ -136,6 +136,7 @@ def _measure_job(analysis, chunk, settings, start_s: float | None, file: str, pa
             "flops": phase.flops,
             "precision": phase.precision,
             "step": phase.step,
+            "like": phase.like,
             "seconds_per_unit": seconds[phase.name],
             "seconds": phase.units * seconds[phase.name],
         }
@@ -172,11 +173,6 @@ def _price(row: dict, analysis: str, settings, path) -> dict:
 
 def measure_jobs(files: list[str], only: list[str], device: str | None, timed: bool, path):
     """[(row, analysis, settings)] and the phase rows of every selected job of ``files``."""
-    start_s = None
-    if timed:
-        from gradmatch.cost import timing
-
-        start_s = timing.start_seconds()
     selected = [
         (file, *job) for file in files for job in jobs(config_lib.load_yaml(file), only, device)
     ]
@@ -184,7 +180,7 @@ def measure_jobs(files: list[str], only: list[str], device: str | None, timed: b
     for file, analysis, chunk, settings in progress_bar(
         selected, desc="cost: time jobs", unit="jobs"
     ):
-        row, phases = _measure_job(analysis, chunk, settings, start_s, file, path)
+        row, phases = _measure_job(analysis, chunk, settings, timed, file, path)
         rows.append((row, analysis, settings))
         phase_rows.extend(phases)
     return rows, cost.TABLES["phases"].frame(phase_rows)
@@ -237,19 +233,23 @@ def calibrate(phases: pd.DataFrame, rows, files: list[str], path, only=()) -> di
     name = devices.pop()
     kind = "cpu" if name == "cpu" else "cuda"
     analysis_of = {cost.rule_name(a): a for a in cost.timed_analyses()}
-    fits = {}
     job = ["config", "rule", "chunk"]
     job_seconds = phases.groupby(job)["seconds"].transform("sum")
     phases = phases.assign(share=phases["units"] / job_seconds.where(job_seconds > 0, 1.0))
-    for (rule, phase), group in phases.groupby(["rule", "phase"], sort=True):
-        key = f"{analysis_of[rule]}.{phase}"
-        times = group["seconds_per_unit"].tolist()
-        fit = cost.fit_phase(group["flops"].tolist(), times, key, group["share"].tolist())
-        fits[key] = {
-            **fit,
-            "precision": group["precision"].iloc[0],
-            "step": bool(group["step"].iloc[0]),
+    fits = cost.fit_phases(
+        {
+            f"{analysis_of[rule]}.{phase}": {
+                "flops": group["flops"].tolist(),
+                "units": group["units"].tolist(),
+                "seconds": group["seconds_per_unit"].tolist(),
+                "share": group["share"].tolist(),
+                "precision": group["precision"].iloc[0],
+                "step": group["step"].iloc[0],
+                "like": group["like"].iloc[0],
+            }
+            for (rule, phase), group in phases.groupby(["rule", "phase"], sort=True)
         }
+    )
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     try:
         current = dict(cost.calibration(path))
@@ -284,6 +284,8 @@ def command(args) -> int:
             raise FileNotFoundError(f"--configfile {file}: no such file")
     path = args.calibration
     rows, phases = measure_jobs(files, args.only, args.device, not args.from_calibration, path)
+    if args.phases_out:  # first: the timings of a calibration that is rejected are kept
+        io.write_parquet(phases, args.phases_out)
     if args.calibrate:
         target = Path(path) if path else cost.CALIBRATION_FILE
         data = calibrate(phases, rows, files, path, args.only)
@@ -295,6 +297,4 @@ def command(args) -> int:
     print(render(jobs_frame))
     if args.out:
         io.write_parquet(jobs_frame, args.out)
-    if args.phases_out:
-        io.write_parquet(phases, args.phases_out)
     return 0

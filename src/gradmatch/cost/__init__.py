@@ -48,7 +48,9 @@ class Phase:
     ``name`` is unique within the analysis (the calibration key is ``<analysis>.<name>``);
     ``precision`` picks the device throughput of the estimate (float64 is slow on most GPUs);
     ``step`` is False for a unit that is not a step of its own (an evaluated row), which has no
-    launch cost on a GPU.
+    launch cost on a GPU; ``like`` names a phase of the same analysis doing the same arithmetic
+    at other sizes, whose seconds per flop the calibration gives this one where its own
+    measured sizes are too close to fit a slope (:func:`fit_phases`).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Phase:
     flops: float
     precision: str = "float32"
     step: bool = True
+    like: str = ""
 
     def __post_init__(self) -> None:
         if self.units < 0:
@@ -115,8 +118,9 @@ def adam_fit_phases(
     - ``fit_projection``: per member and training row, one float64 jvp per design column
       (``columns``: 1 for ridge, 2 for elastic net); with one batch holding every row, the
       one full-data target instead (a float32 backward pass per row);
-    - ``fit_monitor``: per fit epoch, the backward pass of the monitored (last) minibatch and
-      the k-vector step (≈ 10 flops per parameter);
+    - ``fit_monitor``: per fit epoch, the backward pass of the monitored (last) minibatch, of
+      n mod b rows when the partial last batch is kept, and the k-vector step (≈ 10 flops per
+      parameter);
     - ``fit_step``: the fixed cost of every other minibatch target's step.
     ``full_batches``: the partial last batch is dropped (its step count is ⌊n/b⌋, else ⌈n/b⌉).
     Without a minibatch size (``fit.batch_size`` None) each epoch is one full-target step.
@@ -127,7 +131,10 @@ def adam_fit_phases(
         minibatch
     ) else 1  # fmt: skip
     projection = columns * 2 * forward_flops(macs, 1) if minibatch else training_flops(macs, 1)
-    monitor = 10.0 * params + (training_flops(macs, fit.batch_size) if minibatch else 0)
+    last_rows = 0  # the monitored batch: the last one, partial unless dropped
+    if minibatch:
+        last_rows = fit.batch_size if full_batches else n_train % fit.batch_size or fit.batch_size
+    monitor = 10.0 * params + training_flops(macs, last_rows)
     return (
         Phase(
             "fit_projection",
@@ -135,8 +142,9 @@ def adam_fit_phases(
             projection,
             precision="float64" if minibatch else "float32",
             step=False,
+            like="train_step",
         ),
-        Phase("fit_monitor", fit_epochs if batched else 0, monitor),
+        Phase("fit_monitor", fit_epochs if batched else 0, monitor, like="train_step"),
         Phase("fit_step", fit_epochs * (steps - 1) if batched else fit_epochs, 0.0),
     )
 
@@ -268,15 +276,29 @@ ESTIMATED_MARGIN = 3.0
 
 RESIDUAL_LIMIT = 0.35  # a measured job misfit by more than this fraction counts as a miss
 SIGNIFICANT = 0.1  # ... when the misfit moves its job's projection by more than this fraction
+SPAN = 10.0  # a phase's own s_per_flop is fitted only when its jobs' flops span this factor
+
+
+def spans(flops: list[float]) -> bool:
+    """Whether the measured flops of a phase span :data:`SPAN` (or include 0 and more), so
+    that its own slope can be fitted: a slope from sizes within a few-fold of each other is
+    noise, and the paper's sizes are thousands of times larger than the ones measured."""
+    positive = [value for value in flops if value > 0]
+    if not positive:
+        return False
+    return len(positive) < len(flops) or max(positive) >= SPAN * min(positive)
 
 
 def fit_phase(
-    flops: list[float], seconds: list[float], name: str = "phase", share=None
+    flops: list[float], seconds: list[float], name: str = "phase", share=None, s_per_flop=None
 ) -> dict[str, float]:
     """seconds ≈ overhead_s + s_per_flop · flops over the jobs measured, both ≥ 0, robust to
     a busy machine (Theil–Sen): s_per_flop the median slope between pairs of distinct sizes,
-    overhead_s the median of seconds − s_per_flop · flops. With one distinct size all time goes
-    to the flops (the larger extrapolation), or to the overhead where the phase has no flops.
+    overhead_s the median of seconds − s_per_flop · flops. Where the flops do not
+    :func:`spans` SPAN and ``s_per_flop`` is given (a related phase's, :func:`fit_phases`),
+    that is the slope and only the overhead is fitted. Otherwise, with one distinct size all
+    time goes to the flops (the larger extrapolation), or to the overhead where the phase has
+    no flops.
     A fit that misses more than a quarter of the jobs (any, below four) by more than
     RESIDUAL_LIMIT of their time is rejected with an error naming phase ``name``; with
     ``share`` (per job: the phase's units over the job's projected seconds) a miss counts only
@@ -287,6 +309,9 @@ def fit_phase(
     f, t = np.asarray(flops, float), np.maximum(np.asarray(seconds, float), 0.0)
     if f.max() <= 0:
         fit = {"overhead_s": float(np.median(t)), "s_per_flop": 0.0}
+    elif s_per_flop is not None and not spans(flops):
+        slope = float(s_per_flop)
+        fit = {"overhead_s": max(float(np.median(t - slope * f)), 0.0), "s_per_flop": slope}
     elif len(np.unique(f)) < 2:
         fit = {"overhead_s": 0.0, "s_per_flop": float(np.median(t / f))}
     else:
@@ -310,6 +335,53 @@ def fit_phase(
             "the timings are too noisy: rerun `gradmatch cost --calibrate` on an idle machine"
         )
     return fit
+
+
+def fit_phases(measured: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The calibration's phase fits from ``measured``: per phase key ``<analysis>.<phase>``
+    its jobs' ``flops``, ``seconds`` (per unit), ``share`` (:func:`fit_phase`), ``precision``,
+    ``step`` and ``like`` (:class:`Phase`).
+
+    A phase no job ran (``units`` all 0: the Adam fit's minibatch steps when every measured
+    fit was full-batch) takes the fit of the phase of the same name in another analysis (one
+    code path, :func:`adam_fit_phases`), or 0 labelled ``"not measured"`` where none ran it.
+    A phase is fitted on its own (``slope``: ``"fitted"``) unless its flops do not
+    :func:`spans` SPAN and it names a phase ``like`` of its analysis whose flops do: then it
+    takes that phase's s_per_flop and fits only its overhead (``"like <phase>"``). A slope
+    fitted between nearby sizes is noise, and the paper multiplies it by far larger flops
+    (the Adam fit's monitored minibatch, full-batch on the default preset, is a backward pass
+    of 10⁵ times the flops on MNIST)."""
+    fits = {}
+    for key in sorted(measured, key=lambda key: bool(measured[key].get("like"))):
+        if not any(measured[key].get("units", [1])):
+            continue  # measured in no job: below
+        job, like = measured[key], measured[key].get("like") or ""
+        reference = f"{key.split('.', 1)[0]}.{like}"
+        borrow = like and not spans(job["flops"]) and reference in fits and spans(
+            measured[reference]["flops"]
+        )  # fmt: skip
+        rate = fits[reference]["s_per_flop"] if borrow else None
+        fits[key] = {
+            **fit_phase(job["flops"], job["seconds"], key, job["share"], rate),
+            "slope": f"like {like}" if borrow else "fitted",
+            "precision": job["precision"],
+            "step": bool(job["step"]),
+        }
+    for key in sorted(set(measured) - set(fits)):
+        name = key.split(".", 1)[1]
+        twins = [other for other in sorted(fits) if other.split(".", 1)[1] == name]
+        fits[key] = (
+            {**fits[twins[0]], "slope": f"like {twins[0]} (not run here)"}
+            if twins
+            else {
+                "overhead_s": 0.0,
+                "s_per_flop": 0.0,
+                "slope": "not measured: no job ran it",
+                "precision": measured[key]["precision"],
+                "step": bool(measured[key]["step"]),
+            }
+        )
+    return dict(sorted(fits.items()))
 
 
 def cuda_estimate(cpu: dict[str, Any]) -> dict[str, Any]:
@@ -371,6 +443,7 @@ TABLES = {
             ("flops", "float64", "floating-point operations of one step"),
             ("precision", "str", "float32 | float64"),
             ("step", "bool", "a unit is a step of its own (False: an evaluated row)"),
+            ("like", "str", "the phase whose seconds per flop it takes when too few sizes"),
             ("seconds_per_unit", "float64", "measured seconds of one step", "s"),
             ("seconds", "float64", "units × seconds_per_unit", "s"),
         ),

@@ -5,18 +5,21 @@ For each timed analysis, :func:`measure` returns the seconds of one unit of ever
 batch sizes, rows), from short runs of the code the job runs:
 
 - training: the experiment's training function (``train_chunk`` / ``train_width``) with all
-  members of the chunk, a cap of :data:`PROBE_EPOCHS` epochs, and the training split cut to s
-  minibatches (s = 1 and s = S) and the evaluation sets cut to few or many rows. The first epoch
-  is a warm-up; the least of the later epoch times T solves T = s·t_step + e·t_row + t_epoch
-  (e evaluated rows per epoch) over the runs;
+  members of the chunk, a cap of :data:`PROBE_EPOCHS` epochs, and the training split cut (or
+  repeated) to s minibatches (s = 1 and s = S, S steps lasting about :data:`TARGET_S`, more
+  than an epoch has on the digits) and the evaluation sets cut to few rows or repeated to
+  many (:data:`MANY_ROWS`). The first epoch is a warm-up; the :func:`typical` later epoch time T
+  solves T = s·t_step + e·t_row + t_epoch (e evaluated rows per epoch) over the runs;
 - fits: the experiment's matching function (``member_rows`` / ``_match_members``) on one
   member at trained shape, the Adam fit capped at :data:`FIT_EPOCHS` epochs, :data:`REPEATS`
   times. The projected minibatch targets it asks for (``train.minibatch_targets``) are timed
   from inside (:class:`_TimedTargets`): the one-off projection pass, each epoch's targets (the
   monitored batch's backward) and the Adam steps between two epochs' targets, each the least
-  over the runs; the member's fixed work is the rest of its call;
+  over the runs, then rescaled to the seconds per fit epoch of whole calls at FIT_EPOCHS and
+  more epochs (:func:`_stepped`); the member's fixed work is the rest of its call;
 - probes: ``probe_model`` / ``drift_trace`` at 1 and 1 + m steps after a warm-up call, each the
-  least of :data:`REPEATS` runs: the difference is m steps, the rest the member's fixed work.
+  :func:`typical` of :data:`REPEATS` runs: the difference is m steps, the rest the member's
+  fixed work.
 
 A timed difference counts only when it exceeds :data:`NOISE_FACTOR` times the noise (the
 :func:`spread` of the repeats of its two ends): probes grow m until it does
@@ -32,6 +35,7 @@ nothing is read or downloaded, and a step costs the same.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import subprocess
 import sys
@@ -48,11 +52,11 @@ from gradmatch.settings import DATASET_PIXELS, DATASET_ROWS
 PROBE_EPOCHS = 4  # epochs per training probe run: one warm-up, three timed
 TARGET_S = 0.3  # seconds a timed difference should last at least
 MAX_REPEAT = 4096  # at most this many steps (epochs) in one timed difference
-REPEATS = 3  # each timed call is the least of this many runs
+REPEATS = 3  # each timed call is repeated this many times (typical: their median)
 NOISE_FACTOR = 3.0  # a timed difference counts when it exceeds this many times the noise
 FIT_EPOCHS = 3  # Adam-fit epochs of a timed member (its epochs' targets and steps timed apart)
 FEW_ROWS = 16  # evaluation rows of the runs that leave evaluation out (almost)
-MANY_ROWS = 2048  # evaluation rows of the run that times evaluation
+MANY_ROWS = 8192  # evaluation rows of the run that times evaluation (a small split repeated)
 
 
 @contextlib.contextmanager
@@ -76,14 +80,38 @@ def mnist_stand_in() -> Iterator[None]:
         images.load_images = normalization.load_images = real
 
 
-def start_seconds() -> float:
-    """Seconds to start a job's interpreter and import what it imports (measured once)."""
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-c", "import gradmatch.train, gradmatch.experiments, pandas, pyarrow"],
-        check=True,
-    )
-    return time.perf_counter() - started
+# What a job's process does besides its steps, run in a fresh interpreter by start_seconds:
+# the CLI's imports, the first load of the dataset (its reader's imports: scikit-learn for the
+# digits; MNIST through the stand-in) and one parquet table written with its provenance (git).
+_START_SCRIPT = """
+import sys, tempfile
+import pandas
+import gradmatch.cli, gradmatch.experiments, gradmatch.train
+from gradmatch import io
+from gradmatch.cost.timing import mnist_stand_in
+from gradmatch.data import images
+if sys.argv[1]:
+    with mnist_stand_in():
+        images.load_images(sys.argv[1], "train")
+with tempfile.TemporaryDirectory() as folder:
+    io.write_parquet(pandas.DataFrame({"x": [0]}), folder + "/start.parquet")
+"""
+START_RUNS = 3  # the typical of this many fresh processes
+
+
+@functools.cache
+def start_seconds(dataset: str | None = None) -> float:
+    """Seconds a job spends outside its steps, measured once per ``dataset`` (None: a job that
+    reads none) as the :func:`typical` of START_RUNS fresh interpreters running
+    :data:`_START_SCRIPT`:
+    its imports (torch, pandas, pyarrow, the experiments), the first load of ``dataset`` and
+    a table written with its provenance record."""
+    runs = []
+    for _ in range(START_RUNS):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _START_SCRIPT, dataset or ""], check=True)
+        runs.append(time.perf_counter() - started)
+    return typical(runs)
 
 
 class _Clock:
@@ -116,10 +144,17 @@ def _solve(runs: list[tuple[float, ...]], seconds: list[float]) -> np.ndarray:
     return np.clip(solution, 0.0, None)
 
 
+def typical(seconds: list[float]) -> float:
+    """The timing a long job runs at: the median of repeated timings. Not the least: a job of
+    minutes runs at the machine's usual speed, not its best moment (on this project's shared
+    2-core VM the least of the repeats projected jobs 15–35 % short); the median still
+    ignores one repeat slowed by other work."""
+    return float(np.median(seconds))
+
+
 def _epoch_time(clock: _Clock, train: Callable, noise: list[float] | None = None):
-    """Least seconds of the epochs after the first of ``train(on_epoch)`` (other work on the
-    machine only ever slows an epoch down), and its result; their :func:`noise` is appended
-    to ``noise``."""
+    """The :func:`typical` seconds of the epochs after the first of ``train(on_epoch)``, and
+    its result; their :func:`noise` is appended to ``noise``."""
     stamps: list[float] = []
     result = train(lambda epoch, metrics: stamps.append(clock()))
     if len(stamps) < 2:
@@ -127,7 +162,7 @@ def _epoch_time(clock: _Clock, train: Callable, noise: list[float] | None = None
     epochs = np.diff(stamps).tolist()
     if noise is not None:
         noise.append(spread(epochs))
-    return float(min(epochs)), result
+    return typical(epochs), result
 
 
 def spread(seconds: list[float]) -> float:
@@ -147,9 +182,9 @@ def bounded_runs(runs: list[tuple[float, ...]], noise: float) -> list[tuple[floa
 
 def resolved_steps(base: list[float], more: list[float], m: int) -> float | None:
     """Seconds per extra unit from the repeats of ``work(1)`` (``base``) and ``work(1 + m)``
-    (``more``): (min more − min base) / m when that difference lasts TARGET_S and exceeds
-    NOISE_FACTOR times the :func:`spread` of either set of repeats; None when it does not."""
-    difference = min(more) - min(base)
+    (``more``): the difference of their :func:`typical` values over m, when it lasts TARGET_S
+    and exceeds NOISE_FACTOR times the :func:`spread` of either set of repeats; else None."""
+    difference = typical(more) - typical(base)
     noise = max(spread(base), spread(more))
     if difference < max(TARGET_S, NOISE_FACTOR * noise):
         return None
@@ -171,13 +206,13 @@ def _stepped(clock: _Clock, work: Callable[[int], object], fixed_units: int = 1)
         more = runs(fixed_units + m)
         per_unit = resolved_steps(base, more, m)
         if per_unit is not None:
-            return per_unit, max(min(base) - fixed_units * per_unit, 0.0)
+            return per_unit, max(typical(base) - fixed_units * per_unit, 0.0)
         if m >= MAX_REPEAT:
             raise RuntimeError(
                 f"cost: {MAX_REPEAT} extra steps did not rise above the noise of this machine "
                 f"(runs of {base} and {more} s); time on an idle machine"
             )
-        rough = max((min(more) - min(base)) / m, 0.0)
+        rough = max((typical(more) - typical(base)) / m, 0.0)
         m = min(MAX_REPEAT, 16 * m, max(2 * m, _repeat(rough)))
 
 
@@ -229,13 +264,17 @@ def timed_fits(clock: _Clock) -> Iterator[dict[str, list[float]]]:
         train.minibatch_targets = real
 
 
-def fit_seconds(calls: list[float], records: list[dict], plan: cost.Plan) -> dict[str, float]:
+def fit_seconds(
+    calls: list[float], records: list[dict], plan: cost.Plan, per_epoch: float | None = None
+) -> dict[str, float]:
     """Seconds per unit of ``member_fixed`` and the fit phases of ``plan`` (at one fit epoch,
     one member) from REPEATS timed member calls (``calls``) and their :func:`timed_fits`
     records, each the least over the runs: ``fit_projection`` the projection pass per row,
     ``fit_monitor`` an epoch's targets (plus the steps, with one target per epoch),
     ``fit_step`` the steps between two epochs' targets per step; ``member_fixed`` the rest of
-    a call (its epochs' steps counted at the least of them)."""
+    a call (its epochs' steps counted at the least of them). ``per_epoch`` (the seconds one
+    more fit epoch adds to a whole call, :func:`_fit_phases`) rescales ``fit_monitor`` and
+    ``fit_step`` to it: the first epochs timed from inside run slower than a long fit's."""
     rows = plan.phase("fit_projection").units / plan.members
     steps = plan.phase("fit_step").units
     for record in records:
@@ -251,18 +290,20 @@ def fit_seconds(calls: list[float], records: list[dict], plan: cost.Plan) -> dic
         call - sum(record["projection"]) - sum(record["targets"]) - len(record["targets"]) * between
         for call, record in zip(calls, records, strict=True)
     ]
+    scale = 1.0 if per_epoch is None or targets + between <= 0 else per_epoch / (targets + between)
     return {
         "member_fixed": max(min(rest), 0.0),
         "fit_projection": projection / rows if rows else 0.0,
-        "fit_monitor": targets + (0.0 if steps else between),
-        "fit_step": between / steps if steps else 0.0,
+        "fit_monitor": scale * (targets + (0.0 if steps else between)),
+        "fit_step": scale * between / steps if steps else 0.0,
     }
 
 
 def _fit_phases(clock: _Clock, member: Callable[[object], object], settings, plan) -> dict:
     """The fit phases of one member: ``member(settings)`` runs its matching (real code) with the
-    Adam fit capped at FIT_EPOCHS epochs, REPEATS times (:func:`fit_seconds`); a fit without
-    minibatch targets is timed per epoch by :func:`_stepped` instead."""
+    Adam fit capped at FIT_EPOCHS epochs, REPEATS times (:func:`fit_seconds`), and the seconds
+    per fit epoch from whole calls at FIT_EPOCHS and more epochs (:func:`_stepped`); a fit
+    without minibatch targets is timed per epoch by :func:`_stepped` alone."""
     if plan.phase("fit_monitor").units == 0:
         fit_epoch, fixed = _stepped(clock, lambda epochs: member(_capped_fit(settings, epochs)))
         return {
@@ -277,7 +318,10 @@ def _fit_phases(clock: _Clock, member: Callable[[object], object], settings, pla
         with timed_fits(clock) as record:
             calls.append(clock.time(lambda: member(capped))[0])
         records.append(record)
-    return fit_seconds(calls, records, plan)
+    per_epoch, _ = _stepped(
+        clock, lambda epochs: member(_capped_fit(settings, epochs)), fixed_units=FIT_EPOCHS
+    )
+    return fit_seconds(calls, records, plan, per_epoch)
 
 
 def _one_epoch(analysis: str, settings, chunk: int, **actual: int) -> cost.Plan:
@@ -295,6 +339,14 @@ def _capped_training(settings, key: str = "early_stopping"):
         update={"max_epochs": PROBE_EPOCHS, "patience": 10**9}
     )
     return settings.model_copy(update={key: stopping})
+
+
+def _rows(x: torch.Tensor, y: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``rows`` rows of (x, y), the split repeated when it has fewer: a training step
+    or an evaluated row costs the same whatever rows it holds, and a small split (the digits'
+    21 minibatches, 270 validation rows) runs too fast to time."""
+    index = torch.arange(rows) % len(y)
+    return x[index], y[index]
 
 
 def _train_phases(runs, train_step_rows: bool):
@@ -318,7 +370,6 @@ def _dropout(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     data = dropout.load_data(settings)
     load_s = clock() - started
     grid = dropout.members(settings)
-    steps = _one_epoch("dropout", settings, chunk, train_epochs=1).phase("train_step").units
     probe = _capped_training(settings)
     batch = settings.batch_size
     X, y = data["train"]
@@ -329,8 +380,8 @@ def _dropout(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     def epoch_time(s: int, val_rows: int):
         cut = {
             **data,
-            "train": (X[: s * batch], y[: s * batch]),
-            "val": (Xv[:val_rows], yv[:val_rows]),
+            "train": _rows(X, y, s * batch),
+            "val": _rows(Xv, yv, val_rows),
         }
         return _epoch_time(
             clock,
@@ -338,11 +389,11 @@ def _dropout(settings, chunk: int, clock: _Clock) -> dict[str, float]:
             noise,
         )
 
-    few, many = min(FEW_ROWS, len(yv)), min(MANY_ROWS, len(yv))
+    few, many = min(FEW_ROWS, len(yv)), MANY_ROWS
     epoch_time(1, few)  # a warm-up: the first run of a process is slower in every epoch
     noise.clear()
     one, result = epoch_time(1, few)
-    s = min(steps, max(2, _repeat(one) + 1))
+    s = max(2, _repeat(one) + 1)  # beyond an epoch's steps: the split repeated
     runs = [(1, few, one), (s, few, epoch_time(s, few)[0]), (1, many, epoch_time(1, many)[0])]
     phases = _train_phases(bounded_runs(runs, max(noise)), True)
     member = grid.iloc[:1].reset_index(drop=True)
@@ -368,15 +419,14 @@ def _elastic_net(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     started = clock()
     data = elastic_net._stack_data(settings, [seed for _, _, seed in cells])
     load_s = clock() - started
-    steps = _one_epoch("elastic_net", settings, chunk, train_epochs=1).phase("train_step").units
     probe = _capped_training(settings)
     batch = settings.batch_size
 
     noise: list[float] = []
 
     def epoch_time(s: int):
-        rows = s * batch
-        cut = {**data, "X_train": data["X_train"][:, :rows], "y_train": data["y_train"][:, :rows]}
+        index = torch.arange(s * batch) % data["X_train"].shape[1]  # members stacked in dim 0
+        cut = {**data, "X_train": data["X_train"][:, index], "y_train": data["y_train"][:, index]}
         return _epoch_time(
             clock,
             lambda on_epoch: elastic_net.train_chunk(probe, cells, cut, on_epoch=on_epoch),
@@ -386,7 +436,7 @@ def _elastic_net(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     epoch_time(1)  # a warm-up: the first run of a process is slower in every epoch
     noise.clear()
     one, result = epoch_time(1)
-    s = min(steps, max(2, _repeat(one) + 1))
+    s = max(2, _repeat(one) + 1)  # beyond an epoch's steps: the split repeated
     phases = _train_phases(bounded_runs([(1, one), (s, epoch_time(s)[0])], max(noise)), False)
 
     def member(capped):
@@ -409,8 +459,6 @@ def _igr(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     started = clock()
     data = igr.split_data(settings)
     load_s = clock() - started
-    plan_epoch = _one_epoch("igr", settings, chunk, train_epochs=1)
-    steps = plan_epoch.phase("train_step").units
     probe = settings.model_copy(update={"epochs": PROBE_EPOCHS})
     batch = settings.batch_size
     x, y = data["train"]
@@ -420,9 +468,9 @@ def _igr(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     def epoch_time(s: int, rows: int):
         cut = {
             **data,
-            "train": (x[: s * batch], y[: s * batch]),
-            "val": (xv[:rows], yv[:rows]),
-            "test": (xt[:rows], yt[:rows]),
+            "train": _rows(x, y, s * batch),
+            "val": _rows(xv, yv, rows),
+            "test": _rows(xt, yt, rows),
         }
         seconds, result = _epoch_time(
             clock, lambda on_epoch: igr.train_width(probe, width, cut, on_epoch), noise
@@ -430,12 +478,12 @@ def _igr(settings, chunk: int, clock: _Clock) -> dict[str, float]:
         evaluated = len(cut["train"][1]) + len(cut["val"][1]) + len(cut["test"][1])
         return (s, evaluated, seconds), result
 
-    few, many = min(FEW_ROWS, len(yv), len(yt)), min(MANY_ROWS, len(yv), len(yt))
+    few, many = min(FEW_ROWS, len(yv), len(yt)), MANY_ROWS
     noise: list[float] = []
     epoch_time(1, few)  # a warm-up: the first run of a process is slower in every epoch
     noise.clear()
     first, result = epoch_time(1, few)
-    s = min(steps, max(2, _repeat(first[-1]) + 1))
+    s = max(2, _repeat(first[-1]) + 1)  # beyond an epoch's steps: the split repeated
     runs = [first, epoch_time(s, few)[0], epoch_time(1, many)[0]]
     phases = _train_phases(bounded_runs(runs, max(noise)), True)
     model = result.member(0, "best")

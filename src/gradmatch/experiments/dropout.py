@@ -301,7 +301,7 @@ def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = No
         phases=(
             *cost.training_phases(epochs, steps, macs, settings.batch_size, k),
             cost.Phase("eval_row", epochs * n_val, cost.forward_flops(macs, 1, k), step=False),
-            cost.Phase("member_fixed", k, member_flops),
+            cost.Phase("member_fixed", k, member_flops, like="train_step"),
             *cost.adam_fit_phases(k, n_train, macs, params, fit, fit_epochs, 1, False),
         ),
     )

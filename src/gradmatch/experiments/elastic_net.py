@@ -270,7 +270,7 @@ def cost_plan(settings: Settings, chunk: int, actual: dict[str, int] | None = No
         params=params,
         phases=(
             *cost.training_phases(epochs, steps, macs, settings.batch_size, k),
-            cost.Phase("member_fixed", k, member_flops),
+            cost.Phase("member_fixed", k, member_flops, like="train_step"),
             *fit_phases,
         ),
     )

@@ -250,7 +250,9 @@ def cost_plan(settings: Settings, actual: dict[str, int] | None = None):
     Per case a fixed setup and N steps, each one gradient of GD, RK4 of the original flow
     (``rk4_substeps`` × 4 gradients) and of the modified flow (× 4 gradients with their
     Hessian–gradient products, ≈ 3 backward passes each); linear cases per η, MLP cases per
-    activation. The job has no early stopping (``actual`` is accepted and unused).
+    activation. A case's setup is its data (the synthetic draw, or the normalised train split of
+    ``dataset``: one flop per pixel) and the loss at θ0 (a forward pass over its rows). The job
+    has no early stopping (``actual`` is accepted and unused).
     """
     from gradmatch import cost
 
@@ -263,13 +265,16 @@ def cost_plan(settings: Settings, actual: dict[str, int] | None = None):
         settings.synthetic_features, settings.synthetic_samples
     )
     mlp_flops = per_step * cost.training_flops(mlp_macs, settings.mlp_samples)
+    linear_setup = cost.forward_flops(settings.synthetic_features, settings.synthetic_samples)
+    pixels = base.DATASET_ROWS[settings.dataset]["train"] * base.DATASET_PIXELS[settings.dataset]
+    mlp_setup = pixels + cost.forward_flops(mlp_macs, settings.mlp_samples)
     return cost.Plan(
         members=n_linear + n_mlp,
         params=mlp_macs + 10,
         phases=(
-            cost.Phase("linear_case", n_linear, 0.0, "float64"),
+            cost.Phase("linear_case", n_linear, linear_setup, "float64"),
             cost.Phase("linear_step", n_linear * settings.synthetic_steps, linear_flops, "float64"),
-            cost.Phase("mlp_case", n_mlp, 0.0, "float64"),
+            cost.Phase("mlp_case", n_mlp, mlp_setup, "float64"),
             cost.Phase("mlp_step", n_mlp * settings.mlp_steps, mlp_flops, "float64"),
         ),
     )
