@@ -77,10 +77,8 @@ def measured_seconds(analysis: str, settings, chunk: int) -> dict[str, float]:
     """The job's phase timings as ``gradmatch cost`` takes them, with its start measured anew
     (fresh interpreters): the machine's speed drifts over minutes, so each job is timed just
     before and just after its run and compared with the mean of the two."""
-    seconds = timing.measure(analysis, settings, chunk)
     timing.start_seconds.cache_clear()
-    seconds["start"] += timing.start_seconds(getattr(settings, "dataset", None))
-    return seconds
+    return timing.measure(analysis, settings, chunk)
 
 
 def projection(analysis: str, settings, chunk: int, seconds: dict, actual=None) -> float:
