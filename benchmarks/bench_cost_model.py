@@ -77,8 +77,10 @@ def measured_seconds(analysis: str, settings, chunk: int) -> dict[str, float]:
     """The job's phase timings as ``gradmatch cost`` takes them, with its start measured anew
     (fresh interpreters): the machine's speed drifts over minutes, so each job is timed just
     before and just after its run and compared with the mean of the two."""
+    seconds = timing.measure(analysis, settings, chunk)
     timing.start_seconds.cache_clear()
-    return timing.measure(analysis, settings, chunk)
+    seconds["start"] += timing.start_seconds(getattr(settings, "dataset", None))
+    return seconds
 
 
 def projection(analysis: str, settings, chunk: int, seconds: dict, actual=None) -> float:

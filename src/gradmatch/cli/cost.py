@@ -124,6 +124,7 @@ def _measure_job(analysis, chunk, settings, timed: bool, file: str, path):
         from gradmatch.cost import timing
 
         seconds = timing.measure(analysis, settings, chunk)
+        seconds["start"] += timing.start_seconds(getattr(settings, "dataset", None))
         device = _device_name(settings)
     phase_rows = [
         {

@@ -573,9 +573,10 @@ def _fit_symmetric(family, thetas, targets, decomposition) -> tuple:
     residual = prediction - target
     m, p = theta.shape
     n_equations, n_unknowns = m * p, p * (p + 1) // 2
-    reason = uncertainty.unavailable_reason(n_equations, n_unknowns, n_unknowns)
-    if reason is not None:
-        stderr, se_method = uncertainty.not_available(n_unknowns, reason)
+    if n_equations <= n_unknowns:  # the reason as the other fits give it
+        stderr, se_method = uncertainty.sandwich_or_reason(
+            n_equations, n_unknowns, n_unknowns, None
+        )
     elif n_equations * n_unknowns > DENSE_SE_LIMIT:
         stderr, se_method = uncertainty.not_available(
             n_unknowns,

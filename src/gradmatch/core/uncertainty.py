@@ -78,26 +78,19 @@ def hc1(gram: np.ndarray, meat: np.ndarray, n_equations: int) -> tuple[np.ndarra
         return not_available(np.shape(gram)[0], "AᵀA is numerically singular")
 
 
-def unavailable_reason(n_equations: int, n_unknowns: int, rank: int) -> str | None:
-    """Why a least-squares fit of ``n_unknowns`` coefficients to ``n_equations`` stacked
-    equations with design rank ``rank`` has no standard errors: Λ not identified (rank < k)
-    or no residual degrees of freedom (N ≤ k); None when it has them."""
-    if rank < n_unknowns:
-        return f"Λ not identified (rank {rank} < k = {n_unknowns})"
-    if n_equations <= n_unknowns:
-        return f"no residual degrees of freedom (N = {n_equations} <= k = {n_unknowns})"
-    return None
-
-
 def sandwich_or_reason(
     n_equations: int, n_unknowns: int, rank: int, moments: Callable[[], tuple]
 ) -> tuple[np.ndarray, str]:
-    """(standard errors, method) of a least-squares fit: NaN with the
-    :func:`unavailable_reason` where there is one; otherwise :func:`hc1` of ``moments()`` =
-    (AᵀA, Aᵀdiag(r²)A), computed only then."""
-    reason = unavailable_reason(n_equations, n_unknowns, rank)
-    if reason is not None:
-        return not_available(n_unknowns, reason)
+    """(standard errors, method) of a least-squares fit of ``n_unknowns`` coefficients to
+    ``n_equations`` stacked equations with design rank ``rank``: NaN with the reason when Λ is
+    not identified (rank < k) or no residual degrees of freedom are left (N ≤ k); otherwise
+    :func:`hc1` of ``moments()`` = (AᵀA, Aᵀdiag(r²)A), computed only then."""
+    if rank < n_unknowns:
+        return not_available(n_unknowns, f"Λ not identified (rank {rank} < k = {n_unknowns})")
+    if n_equations <= n_unknowns:
+        return not_available(
+            n_unknowns, f"no residual degrees of freedom (N = {n_equations} <= k = {n_unknowns})"
+        )
     gram, meat = moments()
     return hc1(gram, meat, n_equations)
 

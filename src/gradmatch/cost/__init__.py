@@ -339,8 +339,8 @@ def fit_phase(
 
 def fit_phases(measured: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The calibration's phase fits from ``measured``: per phase key ``<analysis>.<phase>``
-    its jobs' ``flops``, ``units`` (absent: taken as run), ``seconds`` (per unit), ``share``
-    (:func:`fit_phase`), ``precision``, ``step`` and ``like`` (:class:`Phase`).
+    its jobs' ``flops``, ``seconds`` (per unit), ``share`` (:func:`fit_phase`), ``precision``,
+    ``step`` and ``like`` (:class:`Phase`).
 
     A phase no job ran (``units`` all 0: the Adam fit's minibatch steps when every measured
     fit was full-batch) takes the fit of the phase of the same name in another analysis (one

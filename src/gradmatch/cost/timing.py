@@ -345,13 +345,8 @@ def _rows(x: torch.Tensor, y: torch.Tensor, rows: int) -> tuple[torch.Tensor, to
     """The first ``rows`` rows of (x, y), the split repeated when it has fewer: a training step
     or an evaluated row costs the same whatever rows it holds, and a small split (the digits'
     21 minibatches, 270 validation rows) runs too fast to time."""
-    index = _repeated(rows, len(y))
+    index = torch.arange(rows) % len(y)
     return x[index], y[index]
-
-
-def _repeated(rows: int, available: int) -> torch.Tensor:
-    """Row indices 0, 1, …, available − 1, 0, 1, … of length ``rows``."""
-    return torch.arange(rows) % available
 
 
 def _train_phases(runs, train_step_rows: bool):
@@ -430,7 +425,7 @@ def _elastic_net(settings, chunk: int, clock: _Clock) -> dict[str, float]:
     noise: list[float] = []
 
     def epoch_time(s: int):
-        index = _repeated(s * batch, data["X_train"].shape[1])  # members stacked in dim 0
+        index = torch.arange(s * batch) % data["X_train"].shape[1]  # members stacked in dim 0
         cut = {**data, "X_train": data["X_train"][:, index], "y_train": data["y_train"][:, index]}
         return _epoch_time(
             clock,
@@ -544,9 +539,8 @@ MEASURES = {
 
 
 def measure(analysis: str, settings, chunk: int) -> dict[str, float]:
-    """Seconds per unit of every phase of the job (and ``start``: :func:`start_seconds` of its
-    dataset plus its data loading), measured on ``settings.device``; MNIST is stood in for by
-    random tensors of its shapes."""
+    """Seconds per unit of every phase of the job (and ``start``: its data loading), measured
+    on ``settings.device``; MNIST is stood in for by random tensors of its shapes."""
     if analysis not in MEASURES:
         raise ValueError(f"cost: no timing for {analysis!r}; timed: {sorted(MEASURES)}")
     if not experiments.is_chunked(analysis) and chunk != 0:
@@ -560,5 +554,4 @@ def measure(analysis: str, settings, chunk: int) -> dict[str, float]:
     missing = sorted({phase.name for phase in plan.phases} - set(seconds))
     if missing:
         raise RuntimeError(f"cost: the timing of {analysis} left out phases {missing}")
-    seconds["start"] += start_seconds(getattr(settings, "dataset", None))
     return {name: float(value) for name, value in seconds.items()}
